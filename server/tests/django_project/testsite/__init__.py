@@ -1,0 +1,1 @@
+"""A small Django site used by the wsgate integration tests and benchmark."""
