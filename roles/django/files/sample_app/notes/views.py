@@ -1,0 +1,105 @@
+import hashlib
+import logging
+import os
+import platform
+import pwd
+
+import django
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from .forms import NoteForm, UploadForm
+from .models import Note, Upload
+
+logger = logging.getLogger(__name__)
+
+
+class HttpResponseSeeOther(HttpResponseRedirect):
+    status_code = 303
+
+
+@require_GET
+def home(request):
+    return render(request, "notes/home.html")
+
+
+@require_http_methods(["GET", "POST"])
+def notes(request):
+    if request.method == "POST":
+        form = NoteForm(request.POST)
+        if form.is_valid():
+            note = form.save()
+            logger.info("Stored note %s", note.pk)
+            return HttpResponseSeeOther(reverse("notes"))
+    else:
+        form = NoteForm()
+    context = {"form": form, "notes": Note.objects.all()[:100]}
+    return render(request, "notes/notes.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def upload(request):
+    if request.method == "POST":
+        form = UploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            uploaded = form.cleaned_data["file"]
+            digest = hashlib.sha256()
+            for chunk in uploaded.chunks():
+                digest.update(chunk)
+            stored = Upload.objects.create(
+                file=uploaded, size=uploaded.size, sha256=digest.hexdigest()
+            )
+            logger.info("Stored upload %s (%d bytes)", stored.file.name, stored.size)
+            return render(request, "notes/upload_done.html", {"upload": stored})
+    else:
+        form = UploadForm()
+    return render(request, "notes/upload.html", {"form": form})
+
+
+def _comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _user_name(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+@require_GET
+def served_by(request):
+    meta = request.META
+    uid = os.getuid()
+    ppid = os.getppid()
+    return JsonResponse(
+        {
+            "gateway_interface": meta.get("GATEWAY_INTERFACE"),
+            "wsgi_multithread": bool(meta.get("wsgi.multithread")),
+            "wsgi_multiprocess": bool(meta.get("wsgi.multiprocess")),
+            "wsgi_run_once": bool(meta.get("wsgi.run_once")),
+            "mod_wsgi_process_group": meta.get("mod_wsgi.process_group"),
+            "mod_wsgi_application_group": meta.get("mod_wsgi.application_group"),
+            "server_software": meta.get("SERVER_SOFTWARE"),
+            "wsgate_front_end": meta.get("wsgate.front_end"),
+            "pid": os.getpid(),
+            "process_name": _comm("self"),
+            "ppid": ppid,
+            "parent_process_name": _comm(ppid),
+            "python_version": platform.python_version(),
+            "django_version": django.get_version(),
+            "uid": uid,
+            "user": _user_name(uid),
+        }
+    )
+
+
+@require_GET
+def healthz(request):
+    return HttpResponse("ok", content_type="text/plain")
