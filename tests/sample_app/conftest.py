@@ -66,6 +66,7 @@ def run_app_python():
         env.update(django_env)
         return subprocess.run(
             [sys.executable, "-c", code],
+            check=False,
             cwd=APP_DIR,
             env=env,
             capture_output=True,

@@ -209,8 +209,7 @@ import json
 import django
 from django.conf import settings
 django.setup()
-print(json.dumps({name: str(getattr(settings, name, None)) if name.endswith(("ROOT", "NAME"))
-                  else getattr(settings, name, None) for name in %r}))
+print(json.dumps({name: getattr(settings, name) for name in %r}, default=str))
 """
 
 

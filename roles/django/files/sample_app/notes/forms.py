@@ -6,7 +6,7 @@ from .models import Note
 class NoteForm(forms.ModelForm):
     class Meta:
         model = Note
-        fields = ["text"]
+        fields = ("text",)
 
 
 class UploadForm(forms.Form):

@@ -6,7 +6,7 @@ class Note(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-created", "-id"]
+        ordering = ("-created", "-id")
 
     def __str__(self):
         return self.text
@@ -19,7 +19,7 @@ class Upload(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-created", "-id"]
+        ordering = ("-created", "-id")
 
     def __str__(self):
         return self.file.name
