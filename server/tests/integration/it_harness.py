@@ -693,8 +693,7 @@ Alias "{mount}" "{wrapper}"
 
 def conf_cgid(script: Path, mount: str = MOUNT) -> tuple[list[str], str]:
     """mod_cgid running ``script`` per request, mounted at ``mount`` with ScriptAlias."""
-    body = f"""ScriptSock "{script.parent.parent / 'run' / 'cgid.sock'}"
-ScriptAlias "{mount}" "{script}"
+    body = f"""ScriptAlias "{mount}" "{script}"
 <Directory "{script.parent}">
     Require all granted
     CGIPassAuth On
