@@ -4,6 +4,7 @@ Django test site, one configuration per front end.
 Environment knobs:
   WSGATE_IT_CACHE   where the /usr/bin/python3 venv is cached (default <repo>/.cache/wsgate-it)
   WSGATE_IT_KEEP=1  keep the temporary ServerRoots, sockets and logs after the run
+  WSGATE_IT_FRONTENDS=cgi,fcgid  only run the front-end tests for these front ends
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ FRONTENDS = [
     "cgi",  # mod_cgid running `wsgate cgi` per request
     "relay",  # mod_cgid running `wsgate relay`, which forwards to a warm backend
 ]
+if os.environ.get("WSGATE_IT_FRONTENDS"):
+    FRONTENDS = [f for f in FRONTENDS if f in os.environ["WSGATE_IT_FRONTENDS"].split(",")]
 DAEMON_FRONTENDS = {"proxy_fcgi", "proxy_fcgi_reuse", "proxy_fcgi_sethandler"}
 PER_REQUEST_PROCESS = {"cgi"}
 

@@ -35,13 +35,15 @@ def hello(request):
 @csrf_exempt
 def echo(request, rest=None):
     meta = request.META
+    raw = meta.get("testsite.raw_environ", {})
     data = {
         "method": request.method,
         "path": request.path,
         "path_info": request.path_info,
         "full_path": request.get_full_path(),
         "script_name": meta.get("SCRIPT_NAME"),
-        "raw_path_info": meta.get("PATH_INFO"),
+        "raw_script_name": raw.get("SCRIPT_NAME"),
+        "raw_path_info": raw.get("PATH_INFO"),
         "query_string": meta.get("QUERY_STRING"),
         "GET": {k: request.GET.getlist(k) for k in request.GET},
         "gateway_interface": meta.get("GATEWAY_INTERFACE"),
