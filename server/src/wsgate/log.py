@@ -3,7 +3,6 @@
 import os
 import sys
 import time
-import traceback
 
 LEVELS = {"debug": 7, "info": 6, "notice": 5, "warn": 4, "error": 3, "crit": 2}
 _threshold = LEVELS["notice"]
@@ -64,6 +63,8 @@ def error(message, *args):
 
 def exception(message, *args, exc_info=None):
     """Log an error with the current (or given) traceback as one event."""
+    import traceback
+
     if args:
         message = message % args
     exc_info = exc_info or sys.exc_info()

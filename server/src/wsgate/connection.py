@@ -1,0 +1,317 @@
+"""One FastCGI connection: records in, complete requests out, responses back.
+
+A Connection is fed bytes by whoever owns the socket (a worker's event loop
+or the single-threaded mod_fcgid loop). Requests are handed out only once
+their PARAMS and STDIN streams have ended, with the body spooled, so the
+application never waits on the web server while holding a thread.
+Writes come from the request's own thread and are serialised by a lock.
+"""
+
+import io
+import tempfile
+import threading
+
+from . import log
+from . import protocol as p
+from .environ import LimitedInput, add_wsgi_keys, decode_variables, fix_paths
+from .response import ClientDisconnected, Response, error_head, run_app
+
+MAX_PARAMS = 1024 * 1024
+SPOOL_IN_MEMORY = 1024 * 1024
+RELAY_MARK = b"WSGATE_CGI_RELAY"
+
+
+class Settings:
+    """What every connection of a process needs to know."""
+
+    def __init__(self, max_body, mount_prefix=None, max_conns=1, max_reqs=1,
+                 proxy_paths=True, multithread=False, multiprocess=True):
+        self.max_body = max_body
+        self.mount_prefix = mount_prefix
+        self.proxy_paths = proxy_paths
+        self.multithread = multithread
+        self.multiprocess = multiprocess
+        self.values = {
+            b"FCGI_MAX_CONNS": str(max_conns).encode(),
+            b"FCGI_MAX_REQS": str(max_reqs).encode(),
+            b"FCGI_MPXS_CONNS": b"0",
+        }
+
+
+class Request:
+    __slots__ = ("conn", "id", "keep_conn", "params", "variables", "declared_length",
+                 "body", "body_size", "refusal", "stage", "aborted", "finished",
+                 "response", "deadline", "counts")
+
+    def __init__(self, conn, request_id, keep_conn):
+        self.conn = conn
+        self.id = request_id
+        self.keep_conn = keep_conn
+        self.params = p.StreamBuffer(MAX_PARAMS)
+        self.variables = None
+        self.declared_length = None
+        self.body = None
+        self.body_size = 0
+        self.refusal = None
+        self.stage = "params"
+        self.aborted = False
+        self.finished = False
+        self.response = None
+        self.deadline = None
+        self.counts = True
+
+    def refuse(self, status):
+        if self.refusal is None:
+            self.refusal = status
+        if self.body is not None:
+            self.body.close()
+            self.body = None
+
+    def describe(self):
+        variables = self.variables or {}
+        return "%s %s" % (variables.get(b"REQUEST_METHOD", b"?").decode("latin-1"),
+                          variables.get(b"REQUEST_URI", b"").decode("latin-1"))
+
+
+class Connection:
+    def __init__(self, sock, settings):
+        self.sock = sock
+        self.settings = settings
+        self.reader = p.RecordReader()
+        self.request = None
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    @property
+    def idle(self):
+        """No request in progress and no partial record buffered."""
+        return self.request is None and self.reader.pending == 0
+
+    # -- input ------------------------------------------------------------
+
+    def receive(self):
+        """Read what is available; a list of ("run"|"done", Request), None at EOF.
+
+        Raises ProtocolError for bytes that are not FastCGI.
+        """
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return []
+        except OSError:
+            data = b""
+        if not data:
+            self.closed = True
+            return None
+        return self.feed(data)
+
+    def feed(self, data):
+        events = []
+        for record in self.reader.feed(data):
+            self._record(record, events)
+        return events
+
+    def _record(self, rec, events):
+        rtype = rec.type
+        if rtype not in p.KNOWN_TYPES or rtype in p.MANAGEMENT_TYPES or rec.request_id == 0:
+            self._management(rec)
+            return
+        req = self.request
+        if rtype == p.BEGIN_REQUEST:
+            self._begin(rec, events)
+        elif req is None or rec.request_id != req.id:
+            return  # records of inactive requests are ignored (spec 3.3)
+        elif rtype == p.ABORT_REQUEST:
+            req.aborted = True
+            if req.stage in ("params", "stdin"):
+                self.end_request(req)
+                self.request = None
+                events.append(("done", req))
+        elif rtype == p.PARAMS and req.stage == "params":
+            self._params(req, rec.content)
+        elif rtype == p.STDIN and req.stage in ("params", "stdin"):
+            if req.stage == "params":
+                raise p.ProtocolError("STDIN before the end of PARAMS")
+            self._stdin(req, rec.content, events)
+
+    def _management(self, rec):
+        if rec.type == p.GET_VALUES and rec.request_id == 0:
+            try:
+                names = [name for name, _ in p.iter_pairs(rec.content)]
+            except p.ProtocolError:
+                names = []
+            values = self.settings.values
+            reply = p.encode_pairs((n, values[n]) for n in names if n in values)
+            self.send(p.encode_record(p.GET_VALUES_RESULT, 0, reply))
+        else:
+            self.send(p.encode_unknown_type(rec.type))
+
+    def _begin(self, rec, events):
+        if len(rec.content) < p.BEGIN_BODY.size:
+            raise p.ProtocolError("short BEGIN_REQUEST body")
+        role, flags = p.BEGIN_BODY.unpack_from(rec.content)
+        if self.request is not None:
+            self.send(p.encode_end_request(rec.request_id, 0, p.CANT_MPX_CONN))
+            return
+        req = Request(self, rec.request_id, bool(flags & p.KEEP_CONN))
+        if role != p.RESPONDER:
+            req.finished = True
+            req.counts = False
+            self.send(p.encode_end_request(rec.request_id, 0, p.UNKNOWN_ROLE))
+            events.append(("done", req))
+            return
+        self.request = req
+
+    def _params(self, req, content):
+        if req.refusal:
+            if not content:
+                req.stage = "stdin"
+            return
+        try:
+            ended = req.params.add(content)
+        except p.ProtocolError:
+            log.warn("request parameters larger than %d bytes", MAX_PARAMS)
+            req.refuse("431 Request Header Fields Too Large")
+            req.params = None
+            return
+        if not ended:
+            return
+        req.stage = "stdin"
+        try:
+            req.variables = p.decode_pairs(req.params.value())
+        except p.ProtocolError as exc:
+            log.warn("bad request parameters: %s", exc)
+            req.refuse("400 Bad Request")
+            return
+        finally:
+            req.params = None
+        raw = req.variables.get(b"CONTENT_LENGTH", b"").strip()
+        if raw:
+            if not raw.isdigit():
+                req.refuse("400 Bad Request")
+            elif int(raw) > self.settings.max_body:
+                req.refuse("413 Content Too Large")
+            else:
+                req.declared_length = int(raw)
+
+    def _stdin(self, req, content, events):
+        if not content:
+            self._complete(req, events)
+            return
+        if req.refusal:
+            return
+        if req.declared_length is not None:
+            content = content[:req.declared_length - req.body_size]
+        elif req.body_size + len(content) > self.settings.max_body:
+            req.refuse("413 Content Too Large")
+            return
+        if content:
+            if req.body is None:
+                req.body = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+            req.body.write(content)
+            req.body_size += len(content)
+
+    def _complete(self, req, events):
+        req.stage = "ready"
+        if req.refusal:
+            log.notice("%s: refused: %s", req.describe(), req.refusal)
+            self.end_request(req, int(req.refusal[:3]), head=error_head(req.refusal))
+            self.request = None
+            events.append(("done", req))
+            return
+        if req.declared_length is None:
+            req.variables[b"CONTENT_LENGTH"] = str(req.body_size).encode()
+        if req.body is not None:
+            req.body.seek(0)
+        events.append(("run", req))
+
+    # -- output -----------------------------------------------------------
+
+    def _send_locked(self, data):
+        if self.closed:
+            raise ClientDisconnected("connection closed")
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            self.closed = True
+            raise ClientDisconnected(str(exc)) from None
+
+    def send(self, data):
+        with self.lock:
+            self._send_locked(data)
+
+    def send_stdout(self, req, data):
+        with self.lock:
+            if req.finished:
+                raise ClientDisconnected("request already ended (timed out)")
+            if req.aborted:
+                raise ClientDisconnected("request aborted by the web server")
+            self._send_locked(p.encode_stream(p.STDOUT, req.id, data))
+
+    def end_request(self, req, app_status=0, protocol_status=p.REQUEST_COMPLETE, head=b""):
+        """Close STDOUT and send END_REQUEST, once; False when already ended."""
+        with self.lock:
+            if req.finished:
+                return False
+            req.finished = True
+            data = p.encode_stream(p.STDOUT, req.id, head) + p.encode_record(p.STDOUT, req.id)
+            try:
+                self._send_locked(data + p.encode_end_request(req.id, app_status,
+                                                              protocol_status))
+            except ClientDisconnected:
+                return False
+            return True
+
+    def expire(self, req):
+        """The request ran out of time: answer 504 if nothing was sent yet, and end it."""
+        with self.lock:
+            if req.finished:
+                return False
+            sent = req.response is not None and req.response.headers_sent
+        head = b"" if sent else error_head("504 Gateway Timeout")
+        return self.end_request(req, 504, head=head)
+
+    def overloaded(self, req):
+        log.warn("%s: overloaded, answering 503", req.describe())
+        self.end_request(req, 503, p.OVERLOADED,
+                         head=error_head("503 Service Unavailable", ["Retry-After: 1"]))
+
+    def close(self):
+        self.closed = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def run_request(req, app, poll=None):
+    """Run the application for a complete request (in the calling thread).
+
+    poll, if given, is called between chunks of the response to read what
+    the web server sent meanwhile (ABORT_REQUEST or EOF).
+    """
+    conn = req.conn
+    settings = conn.settings
+    environ = decode_variables(req.variables)
+    fix_paths(environ, settings.mount_prefix,
+              whole_path_in_script_name=settings.proxy_paths and RELAY_MARK not in req.variables)
+    body = req.body if req.body is not None else io.BytesIO()
+    add_wsgi_keys(environ, LimitedInput(body, req.body_size), log.ErrorStream(),
+                  multithread=settings.multithread, multiprocess=settings.multiprocess,
+                  run_once=False)
+    response = Response(lambda data: conn.send_stdout(req, data))
+    req.response = response
+
+    def should_stop():
+        if poll is not None:
+            poll()
+        return req.aborted or conn.closed
+
+    outcome = run_app(app, environ, response, should_stop=should_stop)
+    conn.end_request(req, 0 if outcome == "ok" else 1)
+    body.close()
+    req.body = None
+    return outcome

@@ -1,0 +1,70 @@
+"""`wsgate fastcgi`: the FastCGI daemon for mod_proxy_fcgi."""
+
+import os
+
+from . import log
+from .connection import Settings
+from .listeners import ListenError, open_listener
+from .loader import load_app, prepare_process
+from .supervisor import EXIT_BOOT_FAILURE, Supervisor
+from .worker import Worker
+
+
+def _unlinker(path):
+    """Remove our unix socket at stop, unless something else replaced it."""
+    if path is None:
+        return None
+    inode = os.stat(path).st_ino
+
+    def unlink():
+        try:
+            if os.stat(path).st_ino == inode:
+                os.unlink(path)
+        except OSError:
+            pass
+    return unlink
+
+
+def main(config):
+    try:
+        listener, path = open_listener(config.bind, config.backlog, config.socket_mode)
+    except ListenError as exc:
+        log.error("%s", exc)
+        return 1
+    prepare_process(config)
+    settings = Settings(
+        max_body=config.max_body, mount_prefix=config.mount_prefix,
+        max_conns=config.workers * config.threads * 2,
+        max_reqs=config.workers * config.threads, proxy_paths=True,
+        multithread=config.threads > 1, multiprocess=config.workers > 1)
+    master_pid = os.getpid()
+
+    def boot(slot):
+        try:
+            app = load_app(config)
+        except BaseException:
+            log.exception("cannot load the application")
+            return EXIT_BOOT_FAILURE
+        worker = Worker(listener, app, settings, config.threads, config.max_requests,
+                        config.request_timeout, slot, parent_pid=master_pid)
+        worker.install_signals()
+        return worker.run()
+
+    if config.pidfile:
+        with open(config.pidfile, "w") as handle:
+            handle.write("%d\n" % master_pid)
+    unlink = _unlinker(path)
+    supervisor = Supervisor(boot, config.workers, config.graceful_timeout,
+                            config.idle_timeout, on_stop=unlink)
+    try:
+        return supervisor.run()
+    finally:
+        if os.getpid() == master_pid:
+            listener.close()
+            if unlink is not None:
+                unlink()
+            if config.pidfile:
+                try:
+                    os.unlink(config.pidfile)
+                except OSError:
+                    pass

@@ -1,0 +1,107 @@
+"""`wsgate fcgid`: a FastCGI program spawned by mod_fcgid.
+
+mod_fcgid hands us a listening socket on fd 0 and routes one request at a
+time to each process, so there are no threads here. It stops processes with
+SIGTERM (then SIGKILL a few seconds later): between requests we exit at
+once, during one we finish it first.
+"""
+
+import select
+import signal
+
+from . import log
+from . import protocol as p
+from .connection import Connection, Settings, run_request
+from .listeners import ListenError, inherit
+from .loader import load_app, prepare_process
+
+SOCKET_TIMEOUT = 300.0
+
+
+class _Stop(Exception):
+    pass
+
+
+class SingleServer:
+    def __init__(self, listener, app, settings, max_requests=0):
+        self.listener = listener
+        self.app = app
+        self.settings = settings
+        self.max_requests = max_requests
+        self.handled = 0
+        self.busy = False
+        self.stop_requested = False
+
+    def _on_signal(self, signum, frame):
+        if self.busy:
+            self.stop_requested = True
+        else:
+            raise _Stop()
+
+    def _done(self):
+        return self.stop_requested or (self.max_requests and self.handled >= self.max_requests)
+
+    def run(self):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(signum, self._on_signal)
+        try:
+            while not self._done():
+                sock, _ = self.listener.accept()
+                self.busy = True
+                try:
+                    self._serve(sock)
+                finally:
+                    self.busy = False
+        except _Stop:
+            pass
+        log.info("exiting after %d requests", self.handled)
+        return 0
+
+    def _serve(self, sock):
+        sock.settimeout(SOCKET_TIMEOUT)
+        conn = Connection(sock, self.settings)
+        try:
+            while True:
+                events = conn.receive()
+                if events is None:
+                    return
+                for kind, req in events:
+                    if kind == "run":
+                        run_request(req, self.app, poll=lambda: self._poll(conn))
+                        conn.request = None
+                    if req.counts:
+                        self.handled += 1
+                    if not req.keep_conn or self._done():
+                        return
+        except p.ProtocolError as exc:
+            log.warn("closing connection: %s", exc)
+        finally:
+            conn.close()
+
+    def _poll(self, conn):
+        if conn.closed:
+            return
+        readable, _, _ = select.select([conn.sock], [], [], 0)
+        if readable:
+            try:
+                conn.receive()
+            except p.ProtocolError:
+                conn.closed = True
+
+
+def main(config):
+    try:
+        listener = inherit(0)
+    except ListenError as exc:
+        log.error("wsgate fcgid must be started by mod_fcgid (listening socket on fd 0): %s",
+                  exc)
+        return 2
+    prepare_process(config)
+    try:
+        app = load_app(config)
+    except BaseException:
+        log.exception("cannot load the application")
+        return 1
+    settings = Settings(max_body=config.max_body, mount_prefix=config.mount_prefix,
+                        proxy_paths=False, multithread=False, multiprocess=True)
+    return SingleServer(listener, app, settings, config.max_requests).run()

@@ -1,0 +1,276 @@
+"""`wsgate relay`: a CGI program that forwards its request to a warm backend.
+
+It runs once per request, so it imports only what forwarding needs. The
+backend is a `wsgate fastcgi` on a per-user unix socket, started on demand
+(under a lock so concurrent first requests start one) and stopped by its own
+--idle-timeout. If no backend can be reached in time the request is served
+in-process, as `wsgate cgi` would.
+"""
+
+import binascii
+import fcntl
+import os
+import socket
+import sys
+import time
+
+from . import protocol as p
+
+REQUEST_VARIABLES = frozenset((
+    "AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE", "CONTEXT_DOCUMENT_ROOT",
+    "CONTEXT_PREFIX", "DOCUMENT_ROOT", "GATEWAY_INTERFACE", "HTTPS", "PATH_INFO",
+    "PATH_TRANSLATED", "QUERY_STRING", "REMOTE_ADDR", "REMOTE_HOST", "REMOTE_IDENT",
+    "REMOTE_PORT", "REMOTE_USER", "REQUEST_METHOD", "REQUEST_SCHEME", "REQUEST_URI",
+    "SCRIPT_FILENAME", "SCRIPT_NAME", "SCRIPT_URI", "SCRIPT_URL", "SERVER_ADDR",
+    "SERVER_ADMIN", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "SERVER_SIGNATURE",
+    "SERVER_SOFTWARE", "UNIQUE_ID",
+))
+REQUEST_PREFIXES = ("HTTP_", "SSL_", "REDIRECT_")
+CHUNK = 65536
+
+
+def _say(message):
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    line = "[%s] [wsgate:warn] [pid %d] relay: %s\n" % (stamp, os.getpid(), message)
+    try:
+        os.write(2, line.encode("utf-8", "backslashreplace"))
+    except OSError:
+        pass
+
+
+# -- where the backend lives -------------------------------------------------------
+
+
+def _private_dir(path):
+    """path as a directory only this user can use; OSError when it is not safe."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.getuid() \
+            or st.st_mode & 0o077:
+        raise OSError("%s is not a private directory of uid %d" % (path, os.getuid()))
+    return path
+
+
+def runtime_dir():
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isdir(xdg):
+        return _private_dir(os.path.join(xdg, "wsgate"))
+    return _private_dir("/tmp/wsgate-%d" % os.getuid())
+
+
+def _backend_args(config):
+    args = []
+    if config.app:
+        args += ["--app", config.app]
+    else:
+        args += ["--app-file", os.path.abspath(config.app_file)]
+    args += ["--callable", config.callable]
+    for entry in config.python_path:
+        args += ["--python-path", os.path.abspath(entry)]
+    if config.chdir:
+        args += ["--chdir", os.path.abspath(config.chdir)]
+    if config.mount_prefix is not None:
+        args += ["--mount-prefix", config.mount_prefix or "/"]
+    args += ["--max-body", str(config.max_body), "--workers", str(config.workers),
+             "--threads", str(config.threads), "--max-requests", str(config.max_requests),
+             "--request-timeout", repr(config.request_timeout),
+             "--log-level", config.log_level]
+    return args
+
+
+def socket_path(config):
+    """The backend socket: --socket, or one per application and settings."""
+    if config.socket:
+        return os.path.abspath(config.socket)
+    key = "\0".join(_backend_args(config) + [os.getcwd()]).encode("utf-8", "surrogateescape")
+    return os.path.join(runtime_dir(), "backend-%08x.sock" % binascii.crc32(key))
+
+
+# -- starting the backend -------------------------------------------------------
+
+
+def _connect(path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def _backend_environment():
+    env = {name: value for name, value in os.environ.items()
+           if name not in REQUEST_VARIABLES and not name.startswith(REQUEST_PREFIXES)}
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = env.get("PYTHONPATH", "").split(os.pathsep)
+    if package_root not in paths:
+        env["PYTHONPATH"] = os.pathsep.join([package_root] + [x for x in paths if x])
+    return env
+
+
+def spawn_backend(config, path):
+    """Start a detached `wsgate fastcgi` on path; returns its pid."""
+    argv = [sys.executable, "-m", "wsgate", "fastcgi", "--bind", "unix:" + path,
+            "--socket-mode", "600", "--idle-timeout", repr(config.idle_timeout)]
+    argv += _backend_args(config)
+    env = _backend_environment()
+    log_path = path + ".log"
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+            os.write(write_end, str(os.getpid()).encode())
+            null = os.open(os.devnull, os.O_RDWR)
+            log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.dup2(null, 0)
+            os.dup2(null, 1)
+            os.dup2(log_fd, 2)
+            os.closerange(3, 65536)
+            os.execve(sys.executable, argv, env)
+        finally:
+            os._exit(127)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
+    return int(data) if data.isdigit() else None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def backend(config, path):
+    """A connection to a running backend, starting one if needed; None on failure."""
+    sock = _connect(path)
+    if sock is not None:
+        return sock
+    deadline = time.monotonic() + config.start_timeout
+    lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        while True:
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pass
+            sock = _connect(path)  # someone else is starting it
+            if sock is not None or time.monotonic() >= deadline:
+                return sock
+            time.sleep(0.02)
+        sock = _connect(path)
+        if sock is not None:
+            return sock
+        pid = spawn_backend(config, path)
+        delay = 0.01
+        while time.monotonic() < deadline:
+            sock = _connect(path)
+            if sock is not None:
+                return sock
+            if pid is not None and not _alive(pid):
+                _say("backend exited during start-up; see %s.log" % path)
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        _say("backend did not start within %gs; see %s.log" % (config.start_timeout, path))
+        return None
+    finally:
+        os.close(lock_fd)
+
+
+# -- forwarding -------------------------------------------------------------------
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _body_length(environ):
+    raw = environ.get(b"CONTENT_LENGTH", b"").strip()
+    if raw.isdigit():
+        return int(raw)
+    if b"chunked" in environ.get(b"HTTP_TRANSFER_ENCODING", b"").lower():
+        return -1
+    return 0
+
+
+def _send_request(sock, environ):
+    params = dict(environ)
+    params[b"WSGATE_CGI_RELAY"] = b"1"
+    sock.sendall(p.encode_begin_request(1) + p.encode_stream(p.PARAMS, 1, p.encode_pairs(params))
+                 + p.encode_record(p.PARAMS, 1))
+    remaining = _body_length(environ)
+    while remaining:
+        try:
+            chunk = os.read(0, CHUNK if remaining < 0 else min(CHUNK, remaining))
+        except OSError:
+            chunk = b""
+        if not chunk:
+            break
+        if remaining > 0:
+            remaining -= len(chunk)
+        sock.sendall(p.encode_stream(p.STDIN, 1, chunk))
+    sock.sendall(p.encode_record(p.STDIN, 1))
+
+
+def forward(sock, environ):
+    """Relay one request; returns the exit status."""
+    try:
+        _send_request(sock, environ)
+    except OSError as exc:
+        _say("sending to the backend failed: %s" % exc)
+    reader = p.RecordReader()
+    wrote = False
+    try:
+        while True:
+            data = sock.recv(CHUNK)
+            if not data:
+                break
+            for rec in reader.feed(data):
+                if rec.type == p.STDOUT and rec.content:
+                    _write_all(1, rec.content)
+                    wrote = True
+                elif rec.type == p.STDERR and rec.content:
+                    _write_all(2, rec.content)
+                elif rec.type == p.END_REQUEST:
+                    return 0
+    except (OSError, p.ProtocolError) as exc:
+        _say("reading from the backend failed: %s" % exc)
+    _say("the backend closed the connection before the end of the response")
+    if not wrote:
+        _write_all(1, b"Status: 502 Bad Gateway\r\nContent-Type: text/plain\r\n\r\n"
+                      b"Bad Gateway\n")
+    return 1
+
+
+def main(config):
+    try:
+        path = socket_path(config)
+        sock = backend(config, path)
+    except OSError as exc:
+        _say("cannot use a backend: %s" % exc)
+        sock = None
+    if sock is None:
+        _say("running the application in-process")
+        from . import cgi
+        return cgi.serve(config)
+    try:
+        return forward(sock, dict(os.environb))
+    finally:
+        sock.close()

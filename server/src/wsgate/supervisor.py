@@ -1,0 +1,249 @@
+"""The master process: forks workers, replaces them, reloads and stops them.
+
+The master never imports the application, so a reload (SIGHUP) picks up new
+code: new workers are forked and import it, and only once they are all ready
+are the old ones told to finish their requests and exit. If the new code
+fails to import, the old workers keep serving.
+"""
+
+import os
+import select
+import signal
+import time
+
+from . import log
+from .scoreboard import READY, Scoreboard, Slot
+
+EXIT_BOOT_FAILURE = 3
+TICK = 0.5
+FAST_STOP_GRACE = 1.0
+
+
+class WorkerProcess:
+    __slots__ = ("pid", "slot", "generation", "started", "kill_at", "was_ready")
+
+    def __init__(self, pid, slot, generation):
+        self.pid = pid
+        self.slot = slot
+        self.generation = generation
+        self.started = time.monotonic()
+        self.kill_at = None
+        self.was_ready = False
+
+
+class Supervisor:
+    """boot(slot) runs in each forked worker and returns its exit status."""
+
+    def __init__(self, boot, workers, graceful_timeout=30.0, idle_timeout=0.0,
+                 on_stop=None):
+        self.boot = boot
+        self.size = workers
+        self.graceful_timeout = graceful_timeout
+        self.idle_timeout = idle_timeout
+        self.on_stop = on_stop
+        self.board = Scoreboard(workers * 3 + 2)
+        self.workers = {}
+        self.generation = 0
+        self.previous_generation = None
+        self.stopping = False
+        self.status = 0
+        self.signals = []
+        self.spawn_not_before = 0.0
+        self.started = time.time()
+        self.any_ready = False
+
+    # -- main loop ---------------------------------------------------------
+
+    def run(self):
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self._wake_w)
+        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(signum, self._on_signal)
+        log.notice("master started (pid %d), %d workers", os.getpid(), self.size)
+        self._fill()
+        while not (self.stopping and not self.workers):
+            try:
+                select.select([self._wake_r], [], [], TICK)
+                while os.read(self._wake_r, 512):
+                    pass
+            except (BlockingIOError, InterruptedError):
+                pass
+            self._handle_signals()
+            self._reap()
+            self._track_readiness()
+            self._kill_overdue()
+            self._check_idle()
+            self._fill()
+        log.notice("master exiting")
+        return self.status
+
+    def _on_signal(self, signum, frame):
+        self.signals.append(signum)
+
+    def _handle_signals(self):
+        while self.signals:
+            signum = self.signals.pop(0)
+            if signum == signal.SIGHUP and not self.stopping:
+                self.reload()
+            elif signum == signal.SIGTERM:
+                self.stop(graceful=True, reason="SIGTERM")
+            elif signum == signal.SIGINT:
+                self.stop(graceful=False, reason="SIGINT")
+
+    # -- workers -------------------------------------------------------------
+
+    def _free_slot(self):
+        used = {w.slot for w in self.workers.values()}
+        for index in range(self.board.slots):
+            if index not in used:
+                return index
+        return None
+
+    def spawn(self):
+        index = self._free_slot()
+        if index is None:
+            return None
+        self.board.reset(index)
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                signal.set_wakeup_fd(-1)
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+                for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+                    signal.signal(signum, signal.SIG_DFL)
+                status = self.boot(Slot(self.board, index))
+            except SystemExit as exc:
+                status = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:
+                log.exception("worker failed")
+            finally:
+                os._exit(status)
+        self.workers[pid] = WorkerProcess(pid, index, self.generation)
+        log.info("started worker %d (generation %d)", pid, self.generation)
+        return pid
+
+    def _current(self):
+        return [w for w in self.workers.values() if w.generation == self.generation]
+
+    def _fill(self):
+        if self.stopping or time.monotonic() < self.spawn_not_before:
+            return
+        for _ in range(self.size - len(self._current())):
+            self.spawn()
+
+    def _signal(self, worker, signum):
+        try:
+            os.kill(worker.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _reap(self):
+        while self.workers:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            worker = self.workers.pop(pid, None)
+            if worker is None:
+                continue
+            code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
+                else (os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status))
+            self._exited(worker, code)
+
+    def _exited(self, worker, code):
+        expected = self.stopping or worker.kill_at is not None
+        how = "exit status %d" % code if code >= 0 else "signal %d" % -code
+        if expected or code == 0:
+            log.info("worker %d exited (%s)", worker.pid, how)
+        else:
+            log.error("worker %d died (%s)", worker.pid, how)
+        if code == EXIT_BOOT_FAILURE and not self.stopping:
+            if worker.generation == self.generation and self.previous_generation is not None:
+                self._abort_reload()
+            elif not self.any_ready:
+                log.error("the application cannot be loaded; stopping")
+                self.status = 1
+                self.stop(graceful=True, reason="boot failure")
+                return
+        if time.monotonic() - worker.started < 1.0 and code != 0:
+            self.spawn_not_before = time.monotonic() + 1.0
+
+    def _track_readiness(self):
+        for worker in self.workers.values():
+            if not worker.was_ready and self.board.read(worker.slot)[2] == READY:
+                worker.was_ready = True
+                self.any_ready = True
+        if self.previous_generation is None:
+            return
+        current = self._current()
+        if len(current) >= self.size and all(w.was_ready for w in current):
+            log.notice("reload complete: generation %d serving", self.generation)
+            self._retire(lambda w: w.generation != self.generation)
+            self.previous_generation = None
+
+    def _retire(self, which, signum=signal.SIGTERM, grace=None):
+        deadline = time.monotonic() + (self.graceful_timeout if grace is None else grace)
+        for worker in list(self.workers.values()):
+            if which(worker):
+                if worker.kill_at is None or deadline < worker.kill_at:
+                    worker.kill_at = deadline
+                self._signal(worker, signum)
+
+    def _kill_overdue(self):
+        now = time.monotonic()
+        for worker in list(self.workers.values()):
+            if worker.kill_at is not None and now >= worker.kill_at:
+                log.warn("worker %d did not finish in time; killing it", worker.pid)
+                self._signal(worker, signal.SIGKILL)
+                worker.kill_at = now + 3600
+
+    def _check_idle(self):
+        if not self.idle_timeout or self.stopping or self.previous_generation is not None:
+            return
+        last = self.started
+        for worker in self.workers.values():
+            activity, busy, _ = self.board.read(worker.slot)
+            if busy:
+                return
+            last = max(last, activity)
+        if time.time() - last >= self.idle_timeout:
+            self.stop(graceful=True, reason="idle for %gs" % self.idle_timeout)
+
+    # -- commands --------------------------------------------------------------
+
+    def reload(self):
+        if self.previous_generation is not None:
+            log.warn("reload already in progress")
+            return
+        log.notice("reloading: starting generation %d", self.generation + 1)
+        self.previous_generation = self.generation
+        self.generation += 1
+        self.spawn_not_before = 0.0
+        self._fill()
+
+    def _abort_reload(self):
+        failed = self.generation
+        log.error("reload failed: new workers cannot load the application; "
+                  "keeping generation %d", self.previous_generation)
+        self.generation = self.previous_generation
+        self.previous_generation = None
+        self._retire(lambda w: w.generation == failed, grace=2.0)
+
+    def stop(self, graceful=True, reason=""):
+        if self.stopping and graceful:
+            return
+        log.notice("stopping (%s)%s", reason, "" if graceful else ", not waiting for requests")
+        self.stopping = True
+        if self.on_stop is not None:
+            self.on_stop()
+            self.on_stop = None
+        if graceful:
+            self._retire(lambda w: True)
+        else:
+            self._retire(lambda w: True, signal.SIGINT, FAST_STOP_GRACE)

@@ -1,0 +1,305 @@
+"""A worker process: one event loop thread for sockets, a pool of request threads.
+
+The event loop accepts connections, reads records, spools bodies and watches
+deadlines; threads only run complete requests. That keeps idle keep-alive
+connections (mod_proxy_fcgi enablereuse=on) from pinning threads, lets
+ABORT_REQUEST and EOF be seen while the application runs, and gives request
+timeouts without SIGALRM: an expired request is answered from here and the
+worker retires, since its stuck thread cannot be killed.
+"""
+
+import errno
+import os
+import queue
+import selectors
+import signal
+import threading
+import time
+
+from . import log
+from . import protocol as p
+from .connection import Connection, run_request
+from .response import error_head
+from .scoreboard import READY, STOPPING
+
+LOOP_TICK = 1.0
+ACCEPT_DEFER = 0.05
+FRESH_CONNECTION_GRACE = 2.0
+SOCKET_TIMEOUT = 300.0
+
+
+class Worker:
+    def __init__(self, listener, app, settings, threads, max_requests=0,
+                 request_timeout=0.0, slot=None, parent_pid=None):
+        self.listener = listener
+        self.app = app
+        self.settings = settings
+        self.threads = threads
+        self.capacity = threads * 2
+        self.max_requests = max_requests
+        self.request_timeout = request_timeout
+        self.slot = slot
+        self.parent_pid = parent_pid
+        self.jobs = queue.SimpleQueue()
+        self.done = queue.SimpleQueue()
+        self.connections = {}
+        self.in_app = set()
+        self.expired = set()
+        self.handled = 0
+        self.stopping = None
+        self.listening = False
+        self.deferred = False
+        self.relisten_at = None
+        self.selector = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def install_signals(self):
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGTERM, lambda *_: self.stop("SIGTERM"))
+        signal.signal(signal.SIGINT, lambda *_: os._exit(0))
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+    def stop(self, reason):
+        if self.stopping:
+            return
+        self.stopping = reason
+        log.info("worker stopping (%s) after %d requests", reason, self.handled)
+        if reason == "SIGTERM":
+            self._accept_backlog()
+        self._stop_listening()
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+        self._publish(state=STOPPING)
+
+    def run(self):
+        self.listener.setblocking(False)
+        self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
+        self._listen()
+        for _ in range(self.threads):
+            threading.Thread(target=self._thread, daemon=True).start()
+        self._publish(state=READY)
+        while True:
+            for key, _ in self.selector.select(self._timeout()):
+                if key.data == "listener":
+                    self._on_listener()
+                elif key.data == "wake":
+                    self._drain_wake()
+                else:
+                    self._on_readable(key.data)
+            self._collect_done()
+            now = time.monotonic()
+            self._check_deadlines(now)
+            if self.relisten_at is not None and now >= self.relisten_at:
+                self.relisten_at = None
+                self._listen()
+            if self.parent_pid and os.getppid() != self.parent_pid:
+                self.stop("master went away")
+            if self.stopping:
+                self._close_idle(now)
+                if self._drained():
+                    break
+        log.info("worker exiting after %d requests", self.handled)
+        return 0
+
+    def _timeout(self):
+        timeout = LOOP_TICK
+        now = time.monotonic()
+        if self.relisten_at is not None:
+            timeout = min(timeout, max(0.0, self.relisten_at - now))
+        for req in self.in_app:
+            if req.deadline is not None and req not in self.expired:
+                timeout = min(timeout, max(0.0, req.deadline - now))
+        if self.stopping:
+            timeout = min(timeout, 0.2)
+        return timeout
+
+    def _drained(self):
+        if self.in_app - self.expired:
+            return False
+        return not any(conn.request is not None for conn in self.connections.values())
+
+    def _publish(self, active=False, state=None):
+        if self.slot is not None:
+            self.slot.publish(len(self.in_app - self.expired), active, state)
+
+    # -- accepting -------------------------------------------------------------
+
+    def _listen(self):
+        if not self.listening and not self.stopping:
+            self.selector.register(self.listener, selectors.EVENT_READ, "listener")
+            self.listening = True
+
+    def _stop_listening(self):
+        if self.listening:
+            self.selector.unregister(self.listener)
+            self.listening = False
+
+    def _on_listener(self):
+        if len(self.in_app) >= self.threads and not self.deferred:
+            # All threads busy: leave the connection to an idle sibling for a
+            # moment; if it is still waiting after that, take it and answer.
+            self.deferred = True
+            self._stop_listening()
+            self.relisten_at = time.monotonic() + ACCEPT_DEFER
+            return
+        self.deferred = False
+        self._accept()
+
+    def _accept(self):
+        try:
+            sock, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                log.error("cannot accept: %s", exc)
+                self._stop_listening()
+                self.relisten_at = time.monotonic() + 0.5
+            return False
+        sock.settimeout(SOCKET_TIMEOUT)
+        conn = Connection(sock, self.settings)
+        conn.accepted_at = time.monotonic()
+        self.connections[conn.fileno()] = conn
+        self.selector.register(sock, selectors.EVENT_READ, conn)
+        return True
+
+    def _accept_backlog(self):
+        while self._accept():
+            pass
+
+    # -- connections -------------------------------------------------------------
+
+    def _drain_wake(self):
+        try:
+            while os.read(self.wake_r, 512):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _on_readable(self, conn):
+        try:
+            events = conn.receive()
+        except p.ProtocolError as exc:
+            log.warn("closing connection: %s", exc)
+            events = None
+        except Exception:
+            log.exception("closing connection after an internal error")
+            events = None
+        if events is None:
+            self._lost(conn)
+            return
+        for kind, req in events:
+            if kind == "run":
+                self._dispatch(req)
+            else:
+                self._ended(conn, req)
+
+    def _lost(self, conn):
+        """EOF or a broken stream: stop what runs there, close once it has stopped."""
+        conn.closed = True
+        self._forget(conn)
+        req = conn.request
+        if req is not None and req in self.in_app:
+            req.aborted = True
+        else:
+            conn.close()
+
+    def _forget(self, conn):
+        if self.connections.pop(conn.sock.fileno(), None) is not None:
+            self.selector.unregister(conn.sock)
+
+    def _close(self, conn):
+        self._forget(conn)
+        conn.close()
+
+    def _ended(self, conn, req):
+        """A request was answered; keep or close its connection."""
+        if req.counts:
+            self.handled += 1
+        conn.served = getattr(conn, "served", 0) + 1
+        if conn.closed or not req.keep_conn or self.stopping:
+            self._close(conn)
+        if self.max_requests and self.handled >= self.max_requests:
+            self.stop("max-requests %d reached" % self.max_requests)
+
+    def _close_idle(self, now):
+        for conn in list(self.connections.values()):
+            if conn.idle and (getattr(conn, "served", 0)
+                              or now - conn.accepted_at > FRESH_CONNECTION_GRACE):
+                self._close(conn)
+
+    # -- requests ----------------------------------------------------------------
+
+    def _dispatch(self, req):
+        conn = req.conn
+        if len(self.in_app) >= self.capacity:
+            conn.overloaded(req)
+            conn.request = None
+            req.counts = False
+            self._ended(conn, req)
+            return
+        req.stage = "queued"
+        if self.request_timeout:
+            req.deadline = time.monotonic() + self.request_timeout
+        self.in_app.add(req)
+        self._publish(active=True)
+        self.jobs.put(req)
+
+    def _thread(self):
+        while True:
+            req = self.jobs.get()
+            if req.aborted or req.finished:
+                req.conn.end_request(req)
+            else:
+                req.stage = "running"
+                try:
+                    run_request(req, self.app)
+                except BaseException:
+                    log.exception("%s: internal error", req.describe())
+                    sent = req.response is not None and req.response.headers_sent
+                    req.conn.end_request(req, 1, head=b"" if sent else
+                                         error_head("500 Internal Server Error"))
+            self.done.put(req)
+            try:
+                os.write(self.wake_w, b".")
+            except OSError:
+                pass
+
+    def _collect_done(self):
+        while True:
+            try:
+                req = self.done.get_nowait()
+            except queue.Empty:
+                return
+            self.in_app.discard(req)
+            conn = req.conn
+            if req in self.expired:
+                self.expired.discard(req)
+                continue
+            if conn.request is req:
+                conn.request = None
+            self._ended(conn, req)
+            self._publish(active=True)
+
+    def _check_deadlines(self, now):
+        for req in list(self.in_app):
+            if req.deadline is None or req.deadline > now or req in self.expired:
+                continue
+            conn = req.conn
+            log.error("%s: request timed out after %gs; the worker will be recycled",
+                      req.describe(), self.request_timeout)
+            self.expired.add(req)
+            conn.expire(req)
+            if conn.request is req:
+                conn.request = None
+            self.handled += 1
+            if not req.keep_conn or conn.closed:
+                self._close(conn)
+            self.stop("request timeout")
