@@ -1,0 +1,537 @@
+#!/usr/bin/env python3
+"""Benchmark of wsgate behind Apache 2.4 against the usual Python peers, in one run.
+
+Everything serves the same Django view (``/app/hello/`` of server/tests/django_project) behind
+the same Apache (event MPM, 2 x 32 threads, keep-alive), loaded by ``wrk`` on 127.0.0.1:
+
+  FastCGI daemons, 2 processes x 4 threads (8 request slots each), via mod_proxy_fcgi
+  (``SetHandler "proxy:unix:...|fcgi://localhost/"``):
+    wsgate fastcgi, the same with enablereuse=on, flup 1.0.3 prefork (single-threaded
+    children, so 8 of them), fcgisgi 0.2.3 (2 processes sharing one socket, 4 threads each);
+  mod_wsgi daemon mode, WSGIDaemonProcess processes=2 threads=4;
+  CGI through mod_cgid: wsgate cgi, wsgiref.handlers.CGIHandler, wsgate relay (backend 2 x 4),
+  and the CGI floor: a script that only starts Python, imports the app and prints a reply.
+
+Reports req/s, p50, p99, errors (socket errors + non-2xx) and the peak summed RSS of Apache's
+process tree and the backend's, sampled from /proc every 0.25 s.  It builds its venv from
+/usr/bin/python3 (the interpreter mod_wsgi embeds) in a cache directory, prints a table and the
+target ratios, and writes the table into server/README.md between the bench markers.
+
+This is a measurement script, not a test: it exits 0 whether or not the targets are met
+(use --strict to exit 1 when one is missed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
+
+import it_harness as h  # noqa: E402
+
+README = HERE.parent / "README.md"
+START_MARK = "<!-- bench:start -->"
+END_MARK = "<!-- bench:end -->"
+VIEW = h.MOUNT + "/hello/"
+PROCESSES, THREADS = 2, 4
+
+WRK_LUA = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests": %d, "duration_us": %d, "connect": %d, "read": %d, "write": %d, ' ..
+    '"status": %d, "timeout": %d, "p50": %d, "p90": %d, "p99": %d, "mean": %f, "max": %d}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean,
+    latency.max))
+end
+"""
+
+
+@dataclass
+class Result:
+    key: str
+    label: str
+    group: str
+    connections: int
+    rounds: list[dict] = field(default_factory=list)
+    peak_rss_kb: int = 0
+    peak_app_rss_kb: int = 0
+    peak_procs: int = 0
+    error: str | None = None
+    note: str = ""
+
+    def med(self, name: str) -> float:
+        vals = [r[name] for r in self.rounds]
+        return statistics.median(vals) if vals else float("nan")
+
+    @property
+    def rps(self) -> float:
+        return self.med("rps")
+
+    @property
+    def p50_ms(self) -> float:
+        return self.med("p50") / 1000.0
+
+    @property
+    def p99_ms(self) -> float:
+        return self.med("p99") / 1000.0
+
+    @property
+    def errors(self) -> int:
+        return sum(r["errors"] for r in self.rounds)
+
+    @property
+    def requests(self) -> int:
+        return sum(r["requests"] for r in self.rounds)
+
+
+# --------------------------------------------------------------------------- load
+
+
+def run_wrk(port: int, connections: int, duration: float, lua: Path, threads: int = 2) -> dict:
+    cmd = [
+        "wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration:g}s",
+        "--timeout", "30s", "-s", str(lua), f"http://127.0.0.1:{port}{VIEW}",
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 90)
+    m = re.search(r"^WRKJSON (.*)$", res.stdout, re.M)
+    if not m:
+        raise RuntimeError(f"wrk gave no result: {res.stdout}\n{res.stderr}")
+    d = json.loads(m.group(1))
+    seconds = d["duration_us"] / 1e6
+    non2xx = 0
+    m2 = re.search(r"Non-2xx or 3xx responses: (\d+)", res.stdout)
+    if m2:
+        non2xx = int(m2.group(1))
+    d["rps"] = d["requests"] / seconds if seconds else 0.0
+    d["non2xx"] = max(d["status"], non2xx)
+    d["errors"] = d["connect"] + d["read"] + d["write"] + d["timeout"] + d["non2xx"]
+    d["cmd"] = " ".join(cmd)
+    return d
+
+
+def warm_up(port: int, count: int) -> None:
+    for _ in range(count):
+        try:
+            h.request(port, "GET", VIEW, timeout=60)
+        except OSError:
+            time.sleep(0.2)
+
+
+def check_view(port: int) -> None:
+    r = h.request(port, "GET", VIEW, timeout=60)
+    if r.status != 200 or b"Hello, world!" not in r.body:
+        raise RuntimeError(f"the view did not answer properly: {r}")
+
+
+def measure(res: Result, apache: h.Apache, app_pids, args, lua: Path, cgi: bool) -> None:
+    check_view(apache.port)
+    warm_up(apache.port, 4 if cgi else 200)
+    if not cgi:
+        run_wrk(apache.port, res.connections, args.warmup, lua)
+
+    def pids():
+        return set(apache.process_tree()) | set(app_pids())
+
+    def app_only():
+        return {p for p in pids() if not h.cmdline(p).startswith(str(h.apache_binary()))}
+
+    app_sampler = h.RssSampler(app_only)
+    with h.RssSampler(pids) as sampler, app_sampler:
+        for _ in range(args.rounds):
+            res.rounds.append(run_wrk(apache.port, res.connections, args.duration, lua))
+    res.peak_rss_kb = sampler.peak_kb
+    res.peak_app_rss_kb = app_sampler.peak_kb
+    res.peak_procs = sampler.peak_count
+
+
+# --------------------------------------------------------------------------- set-ups
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.base = h.make_base("wsgate-bench-")
+        print(f"work dir {self.base}", flush=True)
+        self.venv = h.build_venv(h.cache_root() / "bench-venv", self.requirements())
+        self.project = h.prepare_project(self.base, self.venv)
+        self.peers = self.base / "peers"
+        shutil.copytree(HERE / "peers", self.peers, ignore=shutil.ignore_patterns("__pycache__"))
+        subprocess.run(["chmod", "-R", "a+rX", str(self.peers)], check=True)
+        self.lua = self.base / "report.lua"
+        self.lua.write_text(WRK_LUA)
+        self.env = h.app_env(self.project, {"PYTHONPATH": str(self.project)})
+        self.results: list[Result] = []
+
+    @staticmethod
+    def requirements() -> list[str]:
+        lines = (HERE / "requirements.txt").read_text().splitlines()
+        return [ln.split("#")[0].strip() for ln in lines if ln.split("#")[0].strip()]
+
+    def py(self) -> str:
+        return str(self.venv / "bin" / "python")
+
+    def run_case(self, key: str, label: str, group: str, setup) -> Result:
+        cgi = group == "cgi"
+        conns = self.args.cgi_connections if cgi else self.args.connections
+        res = Result(key, label, group, conns)
+        if self.args.only and key not in self.args.only:
+            return res
+        print(f"== {label} (c={conns}) ...", flush=True)
+        workdir = h.make_dir(self.base / key)
+        cleanup = []
+        try:
+            apache, app_pids, note = setup(workdir, cleanup)
+            res.note = note
+            measure(res, apache, app_pids, self.args, self.lua, cgi)
+            print(
+                f"   {res.rps:9.1f} req/s  p50 {res.p50_ms:8.1f} ms  p99 {res.p99_ms:8.1f} ms  "
+                f"errors {res.errors}  peak RSS {res.peak_rss_kb / 1024:.0f} MB "
+                f"(app {res.peak_app_rss_kb / 1024:.0f} MB)",
+                flush=True,
+            )
+            if res.errors:
+                kinds = ("connect", "read", "write", "timeout", "non2xx")
+                print("   errors by kind: " + ", ".join(
+                    f"{k} {sum(r[k] for r in res.rounds)}" for k in kinds), flush=True)
+        except Exception as exc:  # keep going with the other cases
+            res.error = f"{type(exc).__name__}: {exc}"
+            print(f"   FAILED: {res.error[:2000]}", flush=True)
+            for p in workdir.rglob("*.log"):
+                tail = p.read_text(errors="replace")[-1500:]
+                if tail.strip():
+                    print(f"   --- {p.name}:\n{tail}", flush=True)
+        finally:
+            for fn in reversed(cleanup):
+                try:
+                    fn()
+                except Exception as exc:
+                    print(f"   cleanup: {exc}", flush=True)
+        self.results.append(res)
+        return res
+
+    # FastCGI daemons ------------------------------------------------------
+
+    def fastcgi_case(self, key, label, argv_for_sock, reuse=False):
+        def setup(workdir, cleanup):
+            sockdir = h.make_dir(workdir / "sock", owned_by_run_user=True)
+            sock = sockdir / "app.sock"
+            backend = h.Backend(argv_for_sock(sock), workdir / "backend.log", env=self.env,
+                                cwd=self.project)
+            cleanup.append(backend.stop)
+            h.wait_for_unix_socket(sock, 60, alive=backend.alive)
+            modules, body = h.conf_proxy_fcgi(sock, variant="sethandler", reuse=reuse, flush=False)
+            apache = h.Apache(workdir / "apache", body, modules)
+            cleanup.append(apache.stop)
+            apache.start()
+            return apache, lambda: [backend.pid, *h.descendants(backend.pid)], ""
+
+        return self.run_case(key, label, "fastcgi", setup)
+
+    def wsgate_fastcgi_argv(self, sock):
+        return h.wsgate_argv(
+            self.venv, "fastcgi", self.project, "--bind", f"unix:{sock}",
+            "--workers", str(PROCESSES), "--threads", str(THREADS),
+        )
+
+    def mod_wsgi_case(self):
+        def setup(workdir, cleanup):
+            sockdir = h.make_dir(workdir / "wsgi-sock", owned_by_run_user=True)
+            modules, body = h.conf_mod_wsgi(self.venv, self.project, sockdir,
+                                            processes=PROCESSES, threads=THREADS)
+            apache = h.Apache(workdir / "apache", body, modules)
+            cleanup.append(apache.stop)
+            apache.start()
+            return apache, lambda: [], ""
+
+        return self.run_case("mod_wsgi", f"mod_wsgi daemon ({PROCESSES}x{THREADS})", "fastcgi", setup)
+
+    # CGI family ---------------------------------------------------------------
+
+    def cgi_case(self, key, label, argv, relay_sock: Path | None = None):
+        def setup(workdir, cleanup):
+            cgidir = h.make_dir(workdir / "cgi-bin")
+            script = h.write_wrapper(cgidir / "app.cgi", argv(workdir), self.env)
+            modules, body = h.conf_cgid(script)
+            apache = h.Apache(workdir / "apache", body, modules)
+            cleanup.append(apache.stop)
+            apache.start()
+            extra = lambda: []  # noqa: E731
+            if relay_sock is not None:
+                cleanup.append(lambda: h.kill_pids(h.pids_with_cmdline(str(relay_sock))))
+
+                def extra():
+                    return h.pids_with_cmdline(str(relay_sock))
+
+            return apache, extra, ""
+
+        return self.run_case(key, label, "cgi", setup)
+
+    # ------------------------------------------------------------------------------
+
+    def run_all(self) -> None:
+        a = self.args
+        self.fastcgi_case("wsgate_fastcgi", f"wsgate fastcgi ({PROCESSES}x{THREADS})",
+                          self.wsgate_fastcgi_argv)
+        self.fastcgi_case("wsgate_fastcgi_reuse", f"wsgate fastcgi ({PROCESSES}x{THREADS}), enablereuse=on",
+                          self.wsgate_fastcgi_argv, reuse=True)
+        self.fastcgi_case(
+            "flup", f"flup 1.0.3 prefork ({PROCESSES * THREADS}x1)",
+            lambda sock: [self.py(), str(self.peers / "flup_prefork.py"), str(sock), str(PROCESSES * THREADS)],
+        )
+        self.fastcgi_case(
+            "fcgisgi", f"fcgisgi 0.2.3 ({PROCESSES}x{THREADS})",
+            lambda sock: [self.py(), str(self.peers / "fcgisgi_prefork.py"), str(sock),
+                          str(PROCESSES), str(THREADS)],
+        )
+        self.mod_wsgi_case()
+
+        def relay_argv(workdir):
+            relaydir = h.make_dir(workdir / "relay", owned_by_run_user=True)
+            return h.wsgate_argv(
+                self.venv, "relay", self.project, "--socket", str(relaydir / "relay.sock"),
+                "--workers", str(PROCESSES), "--threads", str(THREADS), "--idle-timeout", "600",
+            )
+
+        relay_sock = self.base / "wsgate_relay" / "relay" / "relay.sock"
+        self.cgi_case("wsgate_relay", f"wsgate relay (backend {PROCESSES}x{THREADS})", relay_argv,
+                      relay_sock=relay_sock)
+        self.cgi_case("wsgate_cgi", "wsgate cgi",
+                      lambda wd: h.wsgate_argv(self.venv, "cgi", self.project))
+        self.cgi_case("wsgiref_cgi", "wsgiref CGIHandler",
+                      lambda wd: [self.py(), str(self.peers / "wsgiref_cgi.py")])
+        self.cgi_case("cgi_floor", "CGI floor (python + import app, no request)",
+                      lambda wd: [self.py(), str(self.peers / "cgi_floor.py")])
+        self.startup = self.measure_startup()
+
+    def measure_startup(self, runs: int = 15) -> dict:
+        """hyperfine-like: wall time of `python -c pass` and of importing the app."""
+        out = {}
+        if self.args.only and "startup" not in self.args.only and "cgi_floor" not in self.args.only:
+            return out
+        cmds = {
+            "python -c pass": [self.py(), "-c", "pass"],
+            "python -c 'import testsite.wsgi'": [self.py(), "-c", "import testsite.wsgi"],
+            "wsgate --help (CLI start)": [str(self.venv / "bin" / "wsgate"), "--help"],
+        }
+        for label, cmd in cmds.items():
+            times = []
+            for i in range(runs + 2):
+                t0 = time.perf_counter()
+                subprocess.run(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               cwd=str(self.project), check=False)
+                if i >= 2:
+                    times.append(time.perf_counter() - t0)
+            out[label] = (statistics.mean(times) * 1000, statistics.stdev(times) * 1000)
+        return out
+
+    def cleanup(self) -> None:
+        if not self.args.keep:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine_info() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    apache_v = subprocess.run([h.apache_binary() or "apache2", "-v"], capture_output=True, text=True).stdout
+    apache_v = apache_v.splitlines()[0].split(":", 1)[-1].strip() if apache_v else "?"
+    pyv = subprocess.run([h.SYSTEM_PYTHON, "-V"], capture_output=True, text=True).stdout.strip()
+    wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    wrk_v = (wrk_v.stdout or wrk_v.stderr).splitlines()[0].split("[")[0].strip() if (wrk_v.stdout or wrk_v.stderr) else "wrk"
+    os_name = "Linux"
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "mem_gb": round(mem_kb / 1024 / 1024, 1),
+        "os": os_name, "kernel": platform.release(), "apache": apache_v, "python": pyv, "wrk": wrk_v,
+    }
+
+
+def versions(venv: Path) -> str:
+    code = ("import importlib.metadata as m\n"
+            "print(', '.join(f'{n} {m.version(n)}' for n in ('wsgate','Django','flup','fcgisgi')))")
+    return subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True).stdout.strip()
+
+
+def targets(results: dict[str, Result]) -> list[tuple[str, str, bool | None]]:
+    def r(key):
+        res = results.get(key)
+        return res if res is not None and res.rounds and not res.error else None
+
+    out = []
+
+    def ratio(name, a, b, threshold, fmt):
+        if a is None or b is None or not b.rps:
+            out.append((name, "n/a", None))
+            return
+        value = a.rps / b.rps
+        out.append((name, fmt.format(value), value >= threshold))
+
+    ours = r("wsgate_fastcgi")
+    ratio("wsgate fastcgi >= 1.5x flup prefork (req/s)", ours, r("flup"), 1.5, "{:.2f}x")
+    ratio("wsgate fastcgi >= 0.9x mod_wsgi daemon (req/s)", ours, r("mod_wsgi"), 0.9, "{:.2f}x")
+    mw = r("mod_wsgi")
+    if ours and mw:
+        out.append(("wsgate fastcgi p99 <= mod_wsgi daemon p99",
+                    f"{ours.p99_ms:.1f} ms vs {mw.p99_ms:.1f} ms", ours.p99_ms <= mw.p99_ms))
+    else:
+        out.append(("wsgate fastcgi p99 <= mod_wsgi daemon p99", "n/a", None))
+    ratio("wsgate relay >= 15x wsgiref CGI (req/s)", r("wsgate_relay"), r("wsgiref_cgi"), 15.0, "{:.1f}x")
+    ratio("(info) wsgate relay vs wsgate cgi (req/s)", r("wsgate_relay"), r("wsgate_cgi"), 0.0, "{:.1f}x")
+    ratio("(info) wsgate cgi vs wsgiref CGI (req/s)", r("wsgate_cgi"), r("wsgiref_cgi"), 0.0, "{:.2f}x")
+    floor, cgi = r("cgi_floor"), r("wsgate_cgi")
+    if floor and cgi and cgi.rps:
+        value = floor.rps / cgi.rps
+        out.append(("wsgate cgi within 1.1x of the CGI floor (floor req/s / cgi req/s)",
+                    f"{value:.2f}x", value <= 1.1))
+    else:
+        out.append(("wsgate cgi within 1.1x of the CGI floor", "n/a", None))
+    return out
+
+
+def render(bench: Bench, info: dict, tgt) -> str:
+    a = bench.args
+    lines = []
+    lines.append(
+        f"Measured by `server/bench/run.py` on {info['cores']} cores ({info['cpu']}), "
+        f"{info['mem_gb']} GB, {info['os']} (kernel {info['kernel']}); {info['apache']} "
+        f"(event MPM, 2 processes x 32 threads, keep-alive); {info['python']} "
+        f"(`/usr/bin/python3`, the one mod_wsgi embeds); {versions(bench.venv)}; {info['wrk']}."
+    )
+    lines.append("")
+    lines.append(
+        f"Method: every row serves the same Django view (`{VIEW}`: URL routing, security/common/CSRF "
+        f"middleware, a 14-byte text response) from `server/tests/django_project` behind the same "
+        f"Apache on 127.0.0.1. Load: `wrk -t2 -c{a.connections} -d{a.duration:g}s --timeout 30s` for the "
+        f"daemons, `-c{a.cgi_connections}` for the CGI rows, {a.rounds} rounds after a warm-up "
+        f"({a.warmup:g} s of load for the daemons); the table gives the median of the rounds and the "
+        f"sum of errors (socket errors and non-2xx). wrk runs on the same {info['cores']} cores as "
+        f"Apache and the application. Peak RSS is the largest sum of VmRSS over Apache's process tree "
+        f"plus the backend's processes, sampled every 0.25 s (shared pages of forked processes are "
+        f"counted in every process); \"app\" leaves out the httpd processes. Backends: same budget of "
+        f"{PROCESSES} processes x {THREADS} threads; flup's prefork server is single-threaded, so it "
+        f"gets {PROCESSES * THREADS} children; fcgisgi is one asyncio process, so two of them share "
+        f"one listening socket (handed over as fd 0, as mod_fcgid does). FastCGI rows go through "
+        f"mod_proxy_fcgi `SetHandler \"proxy:unix:...|fcgi://localhost/\"`, CGI rows through mod_cgid."
+    )
+    lines.append("")
+    lines.append("| setup | req/s | p50 ms | p99 ms | errors | peak RSS MB (app) |")
+    lines.append("|---|---:|---:|---:|---:|---:|")
+    for res in bench.results:
+        if bench.args.only and res.key not in bench.args.only:
+            continue
+        if res.error or not res.rounds:
+            lines.append(f"| {res.label} | failed: {(res.error or 'no data')[:80]} | | | | |")
+            continue
+        lines.append(
+            f"| {res.label} | {res.rps:.1f} | {res.p50_ms:.1f} | {res.p99_ms:.1f} | {res.errors} | "
+            f"{res.peak_rss_kb / 1024:.0f} ({res.peak_app_rss_kb / 1024:.0f}) |"
+        )
+    if getattr(bench, "startup", None):
+        lines.append("")
+        lines.append(f"Process start-up (mean ± sd of 15 runs, wall time, no load):")
+        lines.append("")
+        for label, (mean, sd) in bench.startup.items():
+            lines.append(f"- `{label}`: {mean:.1f} ± {sd:.1f} ms")
+    lines.append("")
+    lines.append("Targets:")
+    lines.append("")
+    for name, value, ok in tgt:
+        mark = "n/a" if ok is None else ("met" if ok else "NOT met")
+        if name.startswith("(info)"):
+            lines.append(f"- {name[7:]}: {value}")
+        else:
+            lines.append(f"- {name}: {value} — {mark}")
+    return "\n".join(lines)
+
+
+def update_readme(text: str) -> None:
+    block = f"{START_MARK}\n{text}\n{END_MARK}"
+    if README.exists():
+        content = README.read_text()
+    else:
+        content = "# wsgate\n"
+    if START_MARK in content and END_MARK in content:
+        before = content[: content.index(START_MARK)]
+        after = content[content.index(END_MARK) + len(END_MARK):]
+        content = before + block + after
+    else:
+        if "## Benchmark" not in content:
+            content = content.rstrip("\n") + "\n\n## Benchmark\n"
+        content = content.rstrip("\n") + "\n\n" + block + "\n"
+    README.write_text(content)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of load per round (default 10)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds per setup (default 3)")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up load for daemons")
+    p.add_argument("--connections", type=int, default=16, help="wrk connections for daemons (16)")
+    p.add_argument("--cgi-connections", type=int, default=4, help="wrk connections for CGI rows (4)")
+    p.add_argument("--only", nargs="*", help="only these setups (keys: wsgate_fastcgi "
+                   "wsgate_fastcgi_reuse flup fcgisgi mod_wsgi wsgate_relay wsgate_cgi wsgiref_cgi cgi_floor)")
+    p.add_argument("--no-readme", action="store_true", help="do not write server/README.md")
+    p.add_argument("--json", type=Path, help="also write raw results to this file")
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+    args = p.parse_args(argv)
+
+    started = time.monotonic()
+    h.ensure_system_packages(wsgi=True, wrk=True)
+    bench = Bench(args)
+    try:
+        bench.run_all()
+    finally:
+        bench.cleanup()
+    results = {r.key: r for r in bench.results}
+    info = machine_info()
+    tgt = targets(results)
+    text = render(bench, info, tgt)
+    print()
+    print(text)
+    print(f"\n(total bench time {time.monotonic() - started:.0f} s)")
+    if args.json:
+        args.json.write_text(json.dumps(
+            {"machine": info, "results": [r.__dict__ | {"rps": r.rps} for r in bench.results],
+             "targets": tgt}, indent=1, default=str))
+    if not args.no_readme and not args.only:
+        update_readme(text)
+        print(f"wrote the table into {README}")
+    if args.strict and any(ok is False for _, _, ok in tgt):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
