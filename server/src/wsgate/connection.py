@@ -257,6 +257,9 @@ class Connection:
             if req.finished:
                 return False
             req.finished = True
+            if self.request is req:
+                # Before sending: the peer may start the next request at once.
+                self.request = None
             data = p.encode_stream(p.STDOUT, req.id, head) + p.encode_record(p.STDOUT, req.id)
             try:
                 self._send_locked(data + p.encode_end_request(req.id, app_status,

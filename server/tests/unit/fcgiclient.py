@@ -25,7 +25,7 @@ class Reply:
     @property
     def status(self):
         first = self.head.split("\r\n")[0]
-        assert first.startswith("Status: "), self.stdout[:200]
+        assert first.startswith("Status: "), (self.stdout[:200], self.records, self.end)
         return int(first[8:11])
 
     def header(self, name):

@@ -1,0 +1,54 @@
+"""Helpers shared by the tests: child processes and polling."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.abspath(os.path.join(HERE, "..", "..", "src"))
+
+
+def child_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WSGATE_")}
+    env["PYTHONPATH"] = os.pathsep.join([SRC, HERE])
+    env.update(extra)
+    return env
+
+
+class Daemon:
+    def __init__(self, tmp_path, args, name="d"):
+        self.path = str(tmp_path / (name + ".sock"))
+        self.log_path = tmp_path / (name + ".log")
+        self.log_file = open(self.log_path, "wb")
+        cmd = [sys.executable, "-m", "wsgate", "fastcgi", "--app", "apps:application",
+               "--bind", "unix:" + self.path, "--log-level", "info"] + list(args)
+        self.proc = subprocess.Popen(cmd, env=child_env(), stdout=self.log_file,
+                                     stderr=subprocess.STDOUT, cwd=str(tmp_path))
+        from fcgiclient import wait_for_socket
+        wait_for_socket(self.path, proc=self.proc)
+
+    @property
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log_file.close()
+
+
+def wait_until(predicate, timeout=5.0, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
