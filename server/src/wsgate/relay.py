@@ -154,6 +154,27 @@ def _alive(pid):
     return True
 
 
+def _answers(sock, deadline):
+    """True once a worker (not just the master's listen backlog) answers GET_VALUES.
+
+    The master listens before its workers have imported the application; a
+    backend whose application fails to import must not take the request.
+    """
+    try:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        sock.sendall(p.encode_record(p.GET_VALUES, 0, p.encode_pairs([(b"FCGI_MPXS_CONNS", b"")])))
+        reader = p.RecordReader()
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return False
+            if any(rec.type == p.GET_VALUES_RESULT for rec in reader.feed(data)):
+                sock.settimeout(None)
+                return True
+    except (OSError, p.ProtocolError):
+        return False
+
+
 def backend(config, path):
     """A connection to a running backend, starting one if needed; None on failure."""
     sock = _connect(path)
@@ -180,7 +201,9 @@ def backend(config, path):
         while time.monotonic() < deadline:
             sock = _connect(path)
             if sock is not None:
-                return sock
+                if _answers(sock, deadline):
+                    return sock
+                sock.close()
             if pid is not None and not _alive(pid):
                 _say("backend exited during start-up; see %s.log" % path)
                 return None

@@ -1,0 +1,140 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from support import SRC, HERE, wait_until
+from test_cgi import cgi_env, split
+
+
+def backends(marker):
+    """pids of processes whose command line mentions marker."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                cmdline = handle.read()
+        except OSError:
+            continue
+        if marker.encode() in cmdline and b"fastcgi" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture
+def relay(tmp_path):
+    sock = str(tmp_path / "relay.sock")
+
+    def run(path_info="/x", *args, body=b"", env=None, python_flags=()):
+        environ = cgi_env(path_info, "POST" if body else "GET",
+                          **({"CONTENT_LENGTH": str(len(body))} if body else {}))
+        environ.update(env or {})
+        cmd = [sys.executable, *python_flags, "-m", "wsgate", "relay", "--app",
+               "apps:application", "--socket", sock, "--idle-timeout", "5",
+               "--start-timeout", "10", *args]
+        return subprocess.run(cmd, input=body, env=environ, capture_output=True, timeout=30)
+    run.sock = sock
+    yield run
+    for pid in backends(str(tmp_path)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def body_of(proc):
+    head, body = split(proc.stdout)
+    assert head[0] == "Status: 200 OK", (proc.stdout, proc.stderr)
+    return json.loads(body)
+
+
+def test_relay_starts_and_reuses_backend(relay, tmp_path):
+    first = relay("/one", body=b"payload")
+    data = body_of(first)
+    assert data["body_len"] == 7 and data["PATH_INFO"] == "/one"
+    assert data["SCRIPT_NAME"] == "/cgi-bin/app.cgi"
+    assert os.path.exists(relay.sock)
+    second = body_of(relay("/two"))
+    assert second["pid"] == data["pid"]
+    assert data["multithread"] is True  # served by the daemon, not in-process
+    assert len(backends(str(tmp_path))) == 2  # master + one worker
+
+
+def test_concurrent_first_requests_start_one_backend(relay, tmp_path):
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(relay("/c"))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    pids = {body_of(r)["pid"] for r in results}
+    assert len(results) == 3 and len(pids) == 1
+    masters = [pid for pid in backends(str(tmp_path))
+               if open("/proc/%d/stat" % pid).read().split()[3] == "1"]
+    assert len(masters) == 1
+
+
+def test_fallback_in_process_when_backend_cannot_start(tmp_path):
+    environ = cgi_env("/fallback")
+    cmd = [sys.executable, "-m", "wsgate", "relay", "--app", "apps:application",
+           "--socket", str(tmp_path / "missing-dir" / "x.sock"), "--start-timeout", "0.5"]
+    proc = subprocess.run(cmd, env=environ, capture_output=True, timeout=30)
+    data = body_of(proc)
+    assert data["run_once"] is True and data["PATH_INFO"] == "/fallback"
+    assert b"in-process" in proc.stderr
+
+
+def test_fallback_when_backend_dies_at_start(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "wsgate", "relay", "--app", "no_such_module:app",
+                           "--socket", str(tmp_path / "b.sock"), "--start-timeout", "5"],
+                          env=cgi_env("/"), capture_output=True, timeout=30)
+    assert split(proc.stdout)[0][0] == "Status: 500 Internal Server Error"
+    assert b"backend exited during start-up" in proc.stderr
+
+
+def test_backend_exits_after_idle_timeout(tmp_path):
+    sock = str(tmp_path / "idle.sock")
+    cmd = [sys.executable, "-m", "wsgate", "relay", "--app", "apps:application",
+           "--socket", sock, "--idle-timeout", "1"]
+    body_of(subprocess.run(cmd, env=cgi_env("/"), capture_output=True, timeout=30))
+    assert backends(str(tmp_path))
+    assert wait_until(lambda: not backends(str(tmp_path)), timeout=8)
+    assert not os.path.exists(sock)
+    # and the next request starts a new one
+    body_of(subprocess.run(cmd, env=cgi_env("/"), capture_output=True, timeout=30))
+    for pid in backends(str(tmp_path)):
+        os.kill(pid, signal.SIGKILL)
+
+
+HEAVY = ("tempfile", "threading", "urllib.parse", "wsgiref", "traceback",
+         "argparse", "logging", "subprocess", "wsgate.cgi", "wsgate.environ", "apps")
+
+
+def test_relay_imports_stay_light(relay):
+    relay("/warm")  # make sure the backend runs
+    proc = relay("/light", python_flags=("-X", "importtime"))
+    assert body_of(proc)["PATH_INFO"] == "/light"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines()
+                if line.startswith("import time:")}
+    assert "wsgate.relay" in imported
+    assert not imported.intersection(HEAVY), imported.intersection(HEAVY)
+
+
+def test_default_socket_is_private(tmp_path):
+    env = cgi_env("/")
+    env["XDG_RUNTIME_DIR"] = str(tmp_path)
+    cmd = [sys.executable, "-m", "wsgate", "relay", "--app", "apps:application",
+           "--idle-timeout", "1"]
+    body_of(subprocess.run(cmd, env=env, capture_output=True, timeout=30))
+    directory = tmp_path / "wsgate"
+    assert directory.stat().st_mode & 0o777 == 0o700
+    socks = [p for p in directory.iterdir() if p.suffix == ".sock"]
+    assert len(socks) == 1 and socks[0].stat().st_mode & 0o777 == 0o600
+    for pid in backends(str(tmp_path)):
+        os.kill(pid, signal.SIGKILL)
