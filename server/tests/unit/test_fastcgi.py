@@ -328,3 +328,31 @@ def _tcp_client(port):
         return Client(("127.0.0.1", port))
     except OSError:
         return None
+
+
+def test_systemd_socket_activation(tmp_path):
+    import subprocess
+    import sys
+    from support import child_env
+    path = str(tmp_path / "sd.sock")
+    launcher = (
+        "import os, socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "s.bind(%r)\n"
+        "s.listen(16)\n"
+        "os.dup2(s.fileno(), 3)\n"
+        "os.set_inheritable(3, True)\n"
+        "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()))\n"
+        "os.execv(sys.executable, [sys.executable, '-m', 'wsgate', 'fastcgi', '--app',"
+        " 'apps:application', '--workers', '1'])\n" % path)
+    proc = subprocess.Popen([sys.executable, "-c", launcher], env=child_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: _try_pid(path))
+        assert info(request(path, "/sd"))["PATH_INFO"] == "/sd"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert os.path.exists(path)  # the socket belongs to systemd, not to us
+    finally:
+        if proc.poll() is None:
+            proc.kill()
