@@ -206,7 +206,10 @@ mkdir -p "$ROOTFS/usr/local/share/ca-certificates"
 for c in "${CA_CERTS[@]}"; do
   install -m 0644 "$c" "$ROOTFS/usr/local/share/ca-certificates/$(basename "$c")"
 done
-in_chroot update-ca-certificates >/dev/null
+# (c_rehash warns about the bundle file itself; that is expected.)
+in_chroot update-ca-certificates 2>&1 | grep -v 'does not contain exactly one certificate' >&2 || true
+in_chroot test -s /etc/ssl/certs/ca-certificates.crt \
+  || die "update-ca-certificates did not produce a CA bundle"
 
 log "configuring systemd for containers ..."
 # Empty machine-id: systemd generates one at boot (per container).
@@ -266,7 +269,7 @@ tar --numeric-owner --xattrs --acls -C "$ROOTFS" -cf - . \
       --change "LABEL org.opencontainers.image.title=vps-debian" \
       --change "LABEL org.opencontainers.image.version=$VERSION" \
       --message "debootstrap $SUITE (recipe $RECIPE_HASH)" \
-      - "$IMAGE" >/dev/null \
+      --quiet - "$IMAGE" >/dev/null \
   || die "podman import failed"
 NEW_ID=$(podman image inspect --format '{{.Id}}' "$IMAGE")
 if [ -n "$OLD_ID" ] && [ "$OLD_ID" != "$NEW_ID" ]; then
