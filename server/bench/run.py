@@ -315,6 +315,8 @@ class Bench:
                       lambda wd: [self.py(), str(self.peers / "wsgiref_cgi.py")])
         self.cgi_case("cgi_floor", "CGI floor (python + import app, no request)",
                       lambda wd: [self.py(), str(self.peers / "cgi_floor.py")])
+        self.cgi_case("cgi_floor_request", "CGI floor + the app's own request work",
+                      lambda wd: [self.py(), str(self.peers / "cgi_floor_request.py")])
         self.startup = self.measure_startup()
 
     def measure_startup(self, runs: int = 15) -> dict:
@@ -416,6 +418,8 @@ def targets(results: dict[str, Result]) -> list[tuple[str, str, bool | None]]:
                     f"{value:.2f}x", value <= 1.1))
     else:
         out.append(("wsgate cgi within 1.1x of the CGI floor", "n/a", None))
+    ratio("(info) CGI floor + request work vs wsgate cgi (req/s)", r("cgi_floor_request"), r("wsgate_cgi"),
+          0.0, "{:.2f}x")
     return out
 
 
@@ -500,7 +504,7 @@ def main(argv=None) -> int:
     p.add_argument("--connections", type=int, default=16, help="wrk connections for daemons (16)")
     p.add_argument("--cgi-connections", type=int, default=4, help="wrk connections for CGI rows (4)")
     p.add_argument("--only", nargs="*", help="only these setups (keys: wsgate_fastcgi "
-                   "wsgate_fastcgi_reuse flup fcgisgi mod_wsgi wsgate_relay wsgate_cgi wsgiref_cgi cgi_floor)")
+                   "wsgate_fastcgi_reuse flup fcgisgi mod_wsgi wsgate_relay wsgate_cgi wsgiref_cgi cgi_floor cgi_floor_request)")
     p.add_argument("--no-readme", action="store_true", help="do not write server/README.md")
     p.add_argument("--json", type=Path, help="also write raw results to this file")
     p.add_argument("--keep", action="store_true", help="keep the work directory")

@@ -531,7 +531,7 @@ ServerLimit {servers}
 ThreadsPerChild {threads_per_child}
 ThreadLimit {threads_per_child}
 MaxRequestWorkers {workers}
-MinSpareThreads {workers}
+MinSpareThreads {threads_per_child}
 MaxSpareThreads {workers}
 MaxConnectionsPerChild 0
 Timeout {timeout}
