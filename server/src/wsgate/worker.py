@@ -47,6 +47,7 @@ class Worker:
         self.expired = set()
         self.handled = 0
         self.stopping = None
+        self.stop_requested = False
         self.listening = False
         self.deferred = False
         self.relisten_at = None
@@ -59,10 +60,14 @@ class Worker:
 
     def install_signals(self):
         signal.set_wakeup_fd(self.wake_w)
-        signal.signal(signal.SIGTERM, lambda *_: self.stop("SIGTERM"))
+        signal.signal(signal.SIGTERM, self._on_sigterm)
         signal.signal(signal.SIGINT, lambda *_: os._exit(0))
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+    def _on_sigterm(self, signum, frame):
+        # Acted on at the top of the loop, not in the middle of an event.
+        self.stop_requested = True
 
     def stop(self, reason):
         if self.stopping:
@@ -86,6 +91,8 @@ class Worker:
             threading.Thread(target=self._thread, daemon=True).start()
         self._publish(state=READY)
         while True:
+            if self.stop_requested:
+                self.stop("SIGTERM")
             for key, _ in self.selector.select(self._timeout()):
                 if key.data == "listener":
                     self._on_listener()
