@@ -25,12 +25,13 @@ class Settings:
     """What every connection of a process needs to know."""
 
     def __init__(self, max_body, mount_prefix=None, max_conns=1, max_reqs=1,
-                 proxy_paths=True, multithread=False, multiprocess=True):
+                 proxy_paths=True, multithread=False, multiprocess=True, allowed_peers=None):
         self.max_body = max_body
         self.mount_prefix = mount_prefix
         self.proxy_paths = proxy_paths
         self.multithread = multithread
         self.multiprocess = multiprocess
+        self.allowed_peers = allowed_peers
         self.values = {
             b"FCGI_MAX_CONNS": str(max_conns).encode(),
             b"FCGI_MAX_REQS": str(max_reqs).encode(),

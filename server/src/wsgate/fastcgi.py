@@ -25,6 +25,14 @@ def _unlinker(path):
     return unlink
 
 
+def web_server_addrs():
+    """The FastCGI spec's allow-list for TCP peers, None when unrestricted."""
+    raw = os.environ.get("FCGI_WEB_SERVER_ADDRS", "").strip()
+    if not raw:
+        return None
+    return frozenset(addr.strip() for addr in raw.split(",") if addr.strip())
+
+
 def main(config):
     try:
         listener, path = open_listener(config.bind, config.backlog, config.socket_mode)
@@ -36,7 +44,8 @@ def main(config):
         max_body=config.max_body, mount_prefix=config.mount_prefix,
         max_conns=config.workers * config.threads * 2,
         max_reqs=config.workers * config.threads, proxy_paths=True,
-        multithread=config.threads > 1, multiprocess=config.workers > 1)
+        multithread=config.threads > 1, multiprocess=config.workers > 1,
+        allowed_peers=web_server_addrs())
     master_pid = os.getpid()
 
     def boot(slot):

@@ -32,9 +32,6 @@ def _check_header(name, value):
         raise TypeError("header name and value must be str, got %r" % ((name, value),))
     if not name or not _TOKEN.issuperset(name):
         raise ValueError("invalid header name %r" % (name,))
-    if name.lower() in HOP_BY_HOP:
-        raise ValueError("hop-by-hop header %r is not allowed from a WSGI application"
-                         % (name,))
     if _BAD_VALUE.intersection(value):
         raise ValueError("control character in value of header %r" % (name,))
 
@@ -72,6 +69,11 @@ class Response:
             if not isinstance(item, tuple) or len(item) != 2:
                 raise TypeError("headers must be a list of (name, value) tuples")
             _check_header(*item)
+        dropped = [name for name, _ in headers if name.lower() in HOP_BY_HOP]
+        if dropped:
+            # PEP 3333 forbids them; the web server owns the connection.
+            log.warn("dropping hop-by-hop response header(s) %s", ", ".join(dropped))
+            headers = [h for h in headers if h[0].lower() not in HOP_BY_HOP]
         self.status = status
         self.headers = headers
         return self.write

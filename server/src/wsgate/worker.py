@@ -13,6 +13,7 @@ import os
 import queue
 import selectors
 import signal
+import socket
 import threading
 import time
 
@@ -170,6 +171,14 @@ class Worker:
                 self._stop_listening()
                 self.relisten_at = time.monotonic() + 0.5
             return False
+        allowed = self.settings.allowed_peers
+        if allowed is not None and sock.family != socket.AF_UNIX:
+            peer = sock.getpeername()[0] if sock.family in (socket.AF_INET, socket.AF_INET6) \
+                else None
+            if peer not in allowed:
+                log.warn("refusing connection from %s (not in FCGI_WEB_SERVER_ADDRS)", peer)
+                sock.close()
+                return True
         sock.settimeout(SOCKET_TIMEOUT)
         conn = Connection(sock, self.settings)
         conn.accepted_at = time.monotonic()

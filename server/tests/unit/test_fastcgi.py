@@ -302,21 +302,28 @@ def test_protocol_garbage_closes_connection(server):
     assert info(request(server.path, "/still-fine"))["PATH_INFO"] == "/still-fine"
 
 
-def test_tcp_bind(daemon, tmp_path):
+@pytest.mark.parametrize("allowed,served", [(None, True), ("127.0.0.1", True),
+                                            ("10.9.9.9", False)])
+def test_tcp_bind_and_web_server_addrs(allowed, served):
+    import subprocess
+    import sys
+    from support import child_env
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    import subprocess
-    import sys
-    from support import child_env
-    proc = subprocess.Popen([sys.executable, "-m", "wsgate", "fastcgi", "--app", "apps:application",
-                             "--bind", "tcp:127.0.0.1:%d" % port, "--workers", "1"],
-                            env=child_env(), stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    env = child_env(**({"FCGI_WEB_SERVER_ADDRS": allowed} if allowed else {}))
+    proc = subprocess.Popen([sys.executable, "-m", "wsgate", "fastcgi", "--app",
+                             "apps:application", "--bind", "tcp:127.0.0.1:%d" % port,
+                             "--workers", "1"],
+                            env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     try:
         client = wait_until(lambda: _tcp_client(port), timeout=5)
         assert client
-        assert info(client.request("/tcp"))["PATH_INFO"] == "/tcp"
+        if served:
+            assert info(client.request("/tcp"))["PATH_INFO"] == "/tcp"
+        else:
+            assert client.at_eof(5)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(5)
