@@ -3,7 +3,6 @@
 import io
 import os
 import sys
-import tempfile
 
 from . import log
 from .environ import LimitedInput, add_wsgi_keys, content_length, decode_variables, fix_paths
@@ -49,6 +48,8 @@ def _stdin():
 
 def _spool(stream, limit):
     """Read a body of unknown length; None when it exceeds limit."""
+    import tempfile  # only here: it costs more to import than most of a CGI run
+
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
     size = 0
     while True:

@@ -1,8 +1,20 @@
 """Building the PEP 3333 environ from CGI-style variables."""
 
-from urllib.parse import unquote_to_bytes
-
 from . import log
+
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def unquote_to_bytes(data):
+    """Percent-decoding of bytes; malformed escapes are kept as they are."""
+    parts = data.split(b"%")
+    out = [parts[0]]
+    for part in parts[1:]:
+        if len(part) >= 2 and part[0] in _HEX and part[1] in _HEX:
+            out.append(bytes((int(part[:2], 16),)) + part[2:])
+        else:
+            out.append(b"%" + part)
+    return b"".join(out)
 
 
 def decode_variables(variables):

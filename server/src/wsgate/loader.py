@@ -1,8 +1,6 @@
 """Finding and importing the WSGI application."""
 
 import importlib
-import importlib.machinery
-import importlib.util
 import os
 import sys
 
@@ -29,6 +27,9 @@ def _resolve(obj, dotted, where):
 
 
 def _load_file(path):
+    import importlib.machinery
+    import importlib.util
+
     path = os.path.abspath(path)
     if not os.path.isfile(path):
         raise AppLoadError("application file %s does not exist" % path)

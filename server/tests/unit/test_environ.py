@@ -53,3 +53,11 @@ def test_limited_input():
     stream = LimitedInput(io.BytesIO(b"abcdef"), 4)
     assert stream.read(2) == b"ab" and stream.read(10) == b"cd" and stream.read(1) == b""
     assert LimitedInput(io.BytesIO(b"a\nb\n"), 4).readlines() == [b"a\n", b"b\n"]
+
+
+@settings(max_examples=300, deadline=1000)
+@given(st.binary(max_size=40))
+def test_unquote_matches_urllib(data):
+    from urllib.parse import unquote_to_bytes as reference
+    from wsgate.environ import unquote_to_bytes
+    assert unquote_to_bytes(data) == reference(data)
