@@ -181,9 +181,10 @@ REQUEST_OPTIONS = [
 ]
 
 _WORKERS = Option("workers", _int(1), 2, "worker processes.", "N")
-_THREADS = Option("threads", _int(1), 4, "request threads per worker process; a "
-                  "worker also queues up to this many requests, beyond that "
-                  "requests are answered 503.", "N")
+_THREADS = Option("threads", _int(1), 4, "request threads per worker process.", "N")
+_QUEUE = Option("queue", _int(0), 32, "requests a worker process accepts beyond its "
+                "threads, to run as threads free up; beyond that a request is answered "
+                "503 with FCGI_OVERLOADED.", "N")
 _MAX_REQUESTS = Option("max-requests", _int(0), 0, "recycle a worker process after it "
                        "has served this many requests (0 = never); it exits only "
                        "between requests.", "N")
@@ -199,7 +200,7 @@ FASTCGI_OPTIONS = [
            "ADDRESS"),
     Option("socket-mode", _octal, 0o660, "permissions of a unix socket (default 660).",
            "MODE"),
-    _WORKERS, _THREADS, _MAX_REQUESTS, _REQUEST_TIMEOUT,
+    _WORKERS, _THREADS, _QUEUE, _MAX_REQUESTS, _REQUEST_TIMEOUT,
     Option("backlog", _int(1), 128, "listen backlog.", "N"),
     Option("graceful-timeout", _seconds, 30.0, "on SIGTERM or SIGHUP, how long a worker "
            "may take to finish its requests before it is killed.", "SECONDS"),
@@ -218,6 +219,7 @@ RELAY_OPTIONS = [
            "before running the application in-process.", "SECONDS"),
     _WORKERS.but(default=1, help="worker processes of a backend started by the relay."),
     _THREADS.but(help="threads per worker of a backend started by the relay."),
+    _QUEUE.but(help="passed to a backend started by the relay."),
     _MAX_REQUESTS.but(help="passed to a backend started by the relay."),
     _REQUEST_TIMEOUT.but(help="passed to a backend started by the relay."),
 ]

@@ -42,7 +42,7 @@ def main(config):
     prepare_process(config)
     settings = Settings(
         max_body=config.max_body, mount_prefix=config.mount_prefix,
-        max_conns=config.workers * config.threads * 2,
+        max_conns=config.workers * (config.threads + config.queue),
         max_reqs=config.workers * config.threads, proxy_paths=True,
         multithread=config.threads > 1, multiprocess=config.workers > 1,
         allowed_peers=web_server_addrs())
@@ -55,7 +55,8 @@ def main(config):
             log.exception("cannot load the application")
             return EXIT_BOOT_FAILURE
         worker = Worker(listener, app, settings, config.threads, config.max_requests,
-                        config.request_timeout, slot, parent_pid=master_pid)
+                        config.request_timeout, slot, parent_pid=master_pid,
+                        queue_size=config.queue)
         worker.install_signals()
         return worker.run()
 

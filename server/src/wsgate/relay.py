@@ -75,7 +75,8 @@ def _backend_args(config):
     if config.mount_prefix is not None:
         args += ["--mount-prefix", config.mount_prefix or "/"]
     args += ["--max-body", str(config.max_body), "--workers", str(config.workers),
-             "--threads", str(config.threads), "--max-requests", str(config.max_requests),
+             "--threads", str(config.threads), "--queue", str(config.queue),
+             "--max-requests", str(config.max_requests),
              "--request-timeout", repr(config.request_timeout),
              "--log-level", config.log_level]
     return args

@@ -31,12 +31,12 @@ SOCKET_TIMEOUT = 300.0
 
 class Worker:
     def __init__(self, listener, app, settings, threads, max_requests=0,
-                 request_timeout=0.0, slot=None, parent_pid=None):
+                 request_timeout=0.0, slot=None, parent_pid=None, queue_size=None):
         self.listener = listener
         self.app = app
         self.settings = settings
         self.threads = threads
-        self.capacity = threads * 2
+        self.capacity = threads + (threads if queue_size is None else queue_size)
         self.max_requests = max_requests
         self.request_timeout = request_timeout
         self.slot = slot
@@ -140,7 +140,7 @@ class Worker:
     # -- accepting -------------------------------------------------------------
 
     def _listen(self):
-        if not self.listening and not self.stopping:
+        if not self.listening and not self.stopping and self.relisten_at is None:
             self.selector.register(self.listener, selectors.EVENT_READ, "listener")
             self.listening = True
 
@@ -151,14 +151,21 @@ class Worker:
 
     def _on_listener(self):
         if len(self.in_app) >= self.threads and not self.deferred:
-            # All threads busy: leave the connection to an idle sibling for a
-            # moment; if it is still waiting after that, take it and answer.
+            # All threads busy: leave the connection to an idle sibling, or to
+            # our first free thread; if it is still waiting after a moment,
+            # take it (queued, or answered 503 when the queue is full).
             self.deferred = True
             self._stop_listening()
             self.relisten_at = time.monotonic() + ACCEPT_DEFER
             return
         self.deferred = False
         self._accept()
+
+    def _listen_if_free(self):
+        if not self.listening and len(self.in_app) < self.threads:
+            self.deferred = False
+            self.relisten_at = None
+            self._listen()
 
     def _accept(self):
         try:
@@ -303,6 +310,7 @@ class Worker:
                 conn.request = None
             self._ended(conn, req)
             self._publish(active=True)
+            self._listen_if_free()
 
     def _check_deadlines(self, now):
         for req in list(self.in_app):

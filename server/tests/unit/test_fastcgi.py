@@ -95,7 +95,7 @@ def test_get_values(server):
     rec = client.next_record()
     assert rec.type == p.GET_VALUES_RESULT and rec.request_id == 0
     values = p.decode_pairs(rec.content)
-    assert values == {b"FCGI_MAX_CONNS": b"8", b"FCGI_MAX_REQS": b"4", b"FCGI_MPXS_CONNS": b"0"}
+    assert values == {b"FCGI_MAX_CONNS": b"36", b"FCGI_MAX_REQS": b"4", b"FCGI_MPXS_CONNS": b"0"}
 
 
 def test_unknown_type_and_role_and_mpx(server):
@@ -196,7 +196,7 @@ def test_error_after_headers_sent(server):
 
 
 def test_overload_is_answered(daemon):
-    d = daemon("--workers", "1", "--threads", "1")
+    d = daemon("--workers", "1", "--threads", "1", "--queue", "1")
     results = []
 
     def slow():
