@@ -34,8 +34,7 @@ def pytest_configure(config):
             "DJANGO_STATIC_ROOT": str(_tmpdir / "static"),
         }
     )
-    for name in ("DJANGO_SECURE_SSL", "DJANGO_STATIC_URL", "DJANGO_MEDIA_URL",
-                 "DJANGO_CSRF_TRUSTED_ORIGINS"):
+    for name in ("DJANGO_SECURE_SSL", "DJANGO_STATIC_URL", "DJANGO_MEDIA_URL", "DJANGO_CSRF_TRUSTED_ORIGINS"):
         os.environ.pop(name, None)
     sys.path.insert(0, str(APP_DIR))
 

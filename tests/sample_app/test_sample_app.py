@@ -98,9 +98,7 @@ def test_upload_stores_file_and_reports_digest(client):
 
     content = secrets.token_bytes(70_000) + "\nnon-ascii: é\n".encode()
     upload = SimpleUploadedFile("hello.bin", content)
-    response = client.post(
-        "/upload/", {"file": upload, "csrfmiddlewaretoken": csrf_token_from(get)}
-    )
+    response = client.post("/upload/", {"file": upload, "csrfmiddlewaretoken": csrf_token_from(get)})
     assert response.status_code == 200
     html = response.content.decode()
 
@@ -223,9 +221,20 @@ def dump_settings(run_app_python, names, **env):
 def test_settings_defaults(run_app_python, app_dir):
     values = dump_settings(
         run_app_python,
-        ["DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "STATIC_URL", "MEDIA_URL",
-         "STATIC_ROOT", "MEDIA_ROOT", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE",
-         "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS", "SILENCED_SYSTEM_CHECKS"],
+        [
+            "DEBUG",
+            "ALLOWED_HOSTS",
+            "CSRF_TRUSTED_ORIGINS",
+            "STATIC_URL",
+            "MEDIA_URL",
+            "STATIC_ROOT",
+            "MEDIA_ROOT",
+            "SECURE_SSL_REDIRECT",
+            "SESSION_COOKIE_SECURE",
+            "CSRF_COOKIE_SECURE",
+            "SECURE_HSTS_SECONDS",
+            "SILENCED_SYSTEM_CHECKS",
+        ],
     )
     assert values["DEBUG"] is False
     assert values["ALLOWED_HOSTS"] == []
@@ -237,16 +246,30 @@ def test_settings_defaults(run_app_python, app_dir):
     assert values["CSRF_COOKIE_SECURE"] is False
     assert values["SECURE_HSTS_SECONDS"] == 0
     assert sorted(values["SILENCED_SYSTEM_CHECKS"]) == [
-        "security.W004", "security.W008", "security.W012", "security.W016",
+        "security.W004",
+        "security.W008",
+        "security.W012",
+        "security.W016",
     ]
 
 
 def test_settings_from_environment(run_app_python, tmp_path):
     values = dump_settings(
         run_app_python,
-        ["DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "STATIC_URL", "MEDIA_URL",
-         "STATIC_ROOT", "MEDIA_ROOT", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE",
-         "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS", "SILENCED_SYSTEM_CHECKS"],
+        [
+            "DEBUG",
+            "ALLOWED_HOSTS",
+            "CSRF_TRUSTED_ORIGINS",
+            "STATIC_URL",
+            "MEDIA_URL",
+            "STATIC_ROOT",
+            "MEDIA_ROOT",
+            "SECURE_SSL_REDIRECT",
+            "SESSION_COOKIE_SECURE",
+            "CSRF_COOKIE_SECURE",
+            "SECURE_HSTS_SECONDS",
+            "SILENCED_SYSTEM_CHECKS",
+        ],
         DJANGO_DEBUG="Yes",
         DJANGO_ALLOWED_HOSTS="example.com, www.example.com,",
         DJANGO_CSRF_TRUSTED_ORIGINS="https://example.com,https://www.example.com",

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from conftest import UPLOAD_SIZE, start_daemon
+from it_setup import UPLOAD_SIZE, start_daemon
 import it_harness as h
 
 

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import DAEMON_THREADS, DAEMON_WORKERS, make_frontend
+from it_setup import DAEMON_THREADS, DAEMON_WORKERS, make_frontend
 import it_harness as h
 
 

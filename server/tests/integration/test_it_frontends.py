@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from conftest import DAEMON_FRONTENDS, DAEMON_THREADS, DAEMON_WORKERS, PER_REQUEST_PROCESS, UPLOAD_SIZE
+from it_setup import DAEMON_FRONTENDS, DAEMON_THREADS, DAEMON_WORKERS, PER_REQUEST_PROCESS, UPLOAD_SIZE
 import it_harness as h
 
 AUTH = "Basic dXNlcjpww6Rzcw=="  # user:päss

@@ -48,9 +48,7 @@ def upload(request):
             digest = hashlib.sha256()
             for chunk in uploaded.chunks():
                 digest.update(chunk)
-            stored = Upload.objects.create(
-                file=uploaded, size=uploaded.size, sha256=digest.hexdigest()
-            )
+            stored = Upload.objects.create(file=uploaded, size=uploaded.size, sha256=digest.hexdigest())
             logger.info("Stored upload %s (%d bytes)", stored.file.name, stored.size)
             return render(request, "notes/upload_done.html", {"upload": stored})
     else:
