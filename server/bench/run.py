@@ -79,7 +79,17 @@ class Result:
 
     @property
     def rps(self) -> float:
+        """Median over the rounds of successful (2xx) responses per second."""
+        return self.med("ok_rps")
+
+    @property
+    def all_rps(self) -> float:
         return self.med("rps")
+
+    @property
+    def rps_range(self) -> str:
+        vals = [r["ok_rps"] for r in self.rounds]
+        return f"{min(vals):.0f}–{max(vals):.0f}" if vals else ""
 
     @property
     def p50_ms(self) -> float:
@@ -119,6 +129,7 @@ def run_wrk(port: int, connections: int, duration: float, lua: Path, threads: in
     d["rps"] = d["requests"] / seconds if seconds else 0.0
     d["non2xx"] = max(d["status"], non2xx)
     d["errors"] = d["connect"] + d["read"] + d["write"] + d["timeout"] + d["non2xx"]
+    d["ok_rps"] = max(0, d["requests"] - d["non2xx"]) / seconds if seconds else 0.0
     d["cmd"] = " ".join(cmd)
     return d
 
@@ -137,12 +148,14 @@ def check_view(port: int) -> None:
         raise RuntimeError(f"the view did not answer properly: {r}")
 
 
-def measure(res: Result, apache: h.Apache, app_pids, args, lua: Path, cgi: bool) -> None:
+def prepare(res: Result, apache: h.Apache, args, lua: Path, cgi: bool) -> None:
     check_view(apache.port)
     warm_up(apache.port, 4 if cgi else 200)
     if not cgi:
         run_wrk(apache.port, res.connections, args.warmup, lua)
 
+
+def measure_round(res: Result, apache: h.Apache, app_pids, args, lua: Path) -> None:
     def pids():
         return set(apache.process_tree()) | set(app_pids())
 
@@ -151,11 +164,10 @@ def measure(res: Result, apache: h.Apache, app_pids, args, lua: Path, cgi: bool)
 
     app_sampler = h.RssSampler(app_only)
     with h.RssSampler(pids) as sampler, app_sampler:
-        for _ in range(args.rounds):
-            res.rounds.append(run_wrk(apache.port, res.connections, args.duration, lua))
-    res.peak_rss_kb = sampler.peak_kb
-    res.peak_app_rss_kb = app_sampler.peak_kb
-    res.peak_procs = sampler.peak_count
+        res.rounds.append(run_wrk(apache.port, res.connections, args.duration, lua))
+    res.peak_rss_kb = max(res.peak_rss_kb, sampler.peak_kb)
+    res.peak_app_rss_kb = max(res.peak_app_rss_kb, app_sampler.peak_kb)
+    res.peak_procs = max(res.peak_procs, sampler.peak_count)
 
 
 # --------------------------------------------------------------------------- set-ups
@@ -175,6 +187,7 @@ class Bench:
         self.lua.write_text(WRK_LUA)
         self.env = h.app_env(self.project, {"PYTHONPATH": str(self.project)})
         self.results: list[Result] = []
+        self.pending: list = []
 
     @staticmethod
     def requirements() -> list[str]:
@@ -184,21 +197,56 @@ class Bench:
     def py(self) -> str:
         return str(self.venv / "bin" / "python")
 
-    def run_case(self, key: str, label: str, group: str, setup) -> Result:
-        cgi = group == "cgi"
-        conns = self.args.cgi_connections if cgi else self.args.connections
-        res = Result(key, label, group, conns)
-        if self.args.only and key not in self.args.only:
-            return res
-        print(f"== {label} (c={conns}) ...", flush=True)
-        workdir = h.make_dir(self.base / key)
-        cleanup = []
+    def run_case(self, key: str, label: str, group: str, setup) -> None:
+        """Register a setup; run_group() measures the setups of a group with interleaved rounds."""
+        self.pending.append((key, label, group, setup))
+
+    def run_group(self) -> None:
+        """Start every registered setup (each its own Apache and backend), then run the rounds
+        round-robin across them, so that drift in the machine's load hits all of them alike."""
+        cases, self.pending = self.pending, []
+        live = []
+        cleanup: list = []
+        for key, label, group, setup in cases:
+            cgi = group == "cgi"
+            conns = self.args.cgi_connections if cgi else self.args.connections
+            res = Result(key, label, group, conns)
+            if self.args.only and key not in self.args.only:
+                continue
+            self.results.append(res)
+            workdir = h.make_dir(self.base / key)
+            print(f"== start {label}", flush=True)
+            try:
+                apache, app_pids, note = setup(workdir, cleanup)
+                res.note = note
+                prepare(res, apache, self.args, self.lua, cgi)
+                live.append((res, apache, app_pids, workdir))
+            except Exception as exc:  # keep going with the other cases
+                self._failed(res, exc, workdir)
         try:
-            apache, app_pids, note = setup(workdir, cleanup)
-            res.note = note
-            measure(res, apache, app_pids, self.args, self.lua, cgi)
+            for rnd in range(self.args.rounds):
+                for res, apache, app_pids, workdir in live:
+                    if res.error:
+                        continue
+                    try:
+                        measure_round(res, apache, app_pids, self.args, self.lua)
+                        last = res.rounds[-1]
+                        print(f"   round {rnd + 1} {res.label} (c={res.connections}): "
+                              f"{last['ok_rps']:.1f} ok req/s, p50 {last['p50'] / 1000:.1f} ms, "
+                              f"p99 {last['p99'] / 1000:.1f} ms, errors {last['errors']}", flush=True)
+                    except Exception as exc:
+                        self._failed(res, exc, workdir)
+        finally:
+            for fn in reversed(cleanup):
+                try:
+                    fn()
+                except Exception as exc:
+                    print(f"   cleanup: {exc}", flush=True)
+        for res, *_ in live:
+            if res.error or not res.rounds:
+                continue
             print(
-                f"   {res.rps:9.1f} req/s  p50 {res.p50_ms:8.1f} ms  p99 {res.p99_ms:8.1f} ms  "
+                f"== {res.label}: {res.rps:9.1f} ok req/s  p50 {res.p50_ms:8.1f} ms  p99 {res.p99_ms:8.1f} ms  "
                 f"errors {res.errors}  peak RSS {res.peak_rss_kb / 1024:.0f} MB "
                 f"(app {res.peak_app_rss_kb / 1024:.0f} MB)",
                 flush=True,
@@ -207,21 +255,15 @@ class Bench:
                 kinds = ("connect", "read", "write", "timeout", "non2xx")
                 print("   errors by kind: " + ", ".join(
                     f"{k} {sum(r[k] for r in res.rounds)}" for k in kinds), flush=True)
-        except Exception as exc:  # keep going with the other cases
-            res.error = f"{type(exc).__name__}: {exc}"
-            print(f"   FAILED: {res.error[:2000]}", flush=True)
-            for p in workdir.rglob("*.log"):
-                tail = p.read_text(errors="replace")[-1500:]
-                if tail.strip():
-                    print(f"   --- {p.name}:\n{tail}", flush=True)
-        finally:
-            for fn in reversed(cleanup):
-                try:
-                    fn()
-                except Exception as exc:
-                    print(f"   cleanup: {exc}", flush=True)
-        self.results.append(res)
-        return res
+
+    @staticmethod
+    def _failed(res: Result, exc: Exception, workdir: Path) -> None:
+        res.error = f"{type(exc).__name__}: {exc}"
+        print(f"   FAILED {res.label}: {res.error[:2000]}", flush=True)
+        for p in workdir.rglob("*.log"):
+            tail = p.read_text(errors="replace")[-1500:]
+            if tail.strip():
+                print(f"   --- {p.name}:\n{tail}", flush=True)
 
     # FastCGI daemons ------------------------------------------------------
 
@@ -298,6 +340,7 @@ class Bench:
                           str(PROCESSES), str(THREADS)],
         )
         self.mod_wsgi_case()
+        self.run_group()
 
         def relay_argv(workdir):
             relaydir = h.make_dir(workdir / "relay", owned_by_run_user=True)
@@ -317,6 +360,7 @@ class Bench:
                       lambda wd: [self.py(), str(self.peers / "cgi_floor.py")])
         self.cgi_case("cgi_floor_request", "CGI floor + the app's own request work",
                       lambda wd: [self.py(), str(self.peers / "cgi_floor_request.py")])
+        self.run_group()
         self.startup = self.measure_startup()
 
     def measure_startup(self, runs: int = 15) -> dict:
@@ -438,8 +482,11 @@ def render(bench: Bench, info: dict, tgt) -> str:
         f"middleware, a 14-byte text response) from `server/tests/django_project` behind the same "
         f"Apache on 127.0.0.1. Load: `wrk -t2 -c{a.connections} -d{a.duration:g}s --timeout 30s` for the "
         f"daemons, `-c{a.cgi_connections}` for the CGI rows, {a.rounds} rounds after a warm-up "
-        f"({a.warmup:g} s of load for the daemons); the table gives the median of the rounds and the "
-        f"sum of errors (socket errors and non-2xx). wrk runs on the same {info['cores']} cores as "
+        f"({a.warmup:g} s of load for the daemons). All setups of a group (daemons, CGI) run side by "
+        f"side, each with its own Apache, and the rounds go round-robin across them, so drift in the "
+        f"machine's load affects all alike. req/s counts only 2xx responses (median of the rounds, "
+        f"with the range); errors are the sum over the rounds of socket errors and non-2xx responses; "
+        f"p50/p99 are wrk's latency percentiles (all responses), median of the rounds. wrk runs on the same {info['cores']} cores as "
         f"Apache and the application. Peak RSS is the largest sum of VmRSS over Apache's process tree "
         f"plus the backend's processes, sampled every 0.25 s (shared pages of forked processes are "
         f"counted in every process); \"app\" leaves out the httpd processes. Backends: same budget of "
@@ -449,16 +496,16 @@ def render(bench: Bench, info: dict, tgt) -> str:
         f"mod_proxy_fcgi `SetHandler \"proxy:unix:...|fcgi://localhost/\"`, CGI rows through mod_cgid."
     )
     lines.append("")
-    lines.append("| setup | req/s | p50 ms | p99 ms | errors | peak RSS MB (app) |")
-    lines.append("|---|---:|---:|---:|---:|---:|")
+    lines.append("| setup | ok req/s | range | p50 ms | p99 ms | errors | peak RSS MB (app) |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|")
     for res in bench.results:
         if bench.args.only and res.key not in bench.args.only:
             continue
         if res.error or not res.rounds:
-            lines.append(f"| {res.label} | failed: {(res.error or 'no data')[:80]} | | | | |")
+            lines.append(f"| {res.label} | failed: {(res.error or 'no data')[:80]} | | | | | |")
             continue
         lines.append(
-            f"| {res.label} | {res.rps:.1f} | {res.p50_ms:.1f} | {res.p99_ms:.1f} | {res.errors} | "
+            f"| {res.label} | {res.rps:.1f} | {res.rps_range} | {res.p50_ms:.1f} | {res.p99_ms:.1f} | {res.errors} | "
             f"{res.peak_rss_kb / 1024:.0f} ({res.peak_app_rss_kb / 1024:.0f}) |"
         )
     if getattr(bench, "startup", None):
@@ -467,6 +514,9 @@ def render(bench: Bench, info: dict, tgt) -> str:
         lines.append("")
         for label, (mean, sd) in bench.startup.items():
             lines.append(f"- `{label}`: {mean:.1f} ± {sd:.1f} ms")
+    lines.append("")
+    lines.append(f"Load average of the machine (1/5/15 min) at the start: {bench.load_start}; at the end: "
+                 f"{bench.load_end}.")
     lines.append("")
     lines.append("Targets:")
     lines.append("")
@@ -514,10 +564,12 @@ def main(argv=None) -> int:
     started = time.monotonic()
     h.ensure_system_packages(wsgi=True, wrk=True)
     bench = Bench(args)
+    bench.load_start = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     try:
         bench.run_all()
     finally:
         bench.cleanup()
+    bench.load_end = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     results = {r.key: r for r in bench.results}
     info = machine_info()
     tgt = targets(results)
