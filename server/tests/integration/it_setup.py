@@ -45,11 +45,13 @@ def start_daemon(venv: Path, project: Path, workdir: Path, *extra: str,
                  workers: int = DAEMON_WORKERS, threads: int = DAEMON_THREADS) -> tuple[h.Backend, Path]:
     sockdir = h.make_dir(workdir / "sock", owned_by_run_user=True)
     sock = sockdir / "wsgate.sock"
+    markdir = h.make_dir(workdir / "marks", owned_by_run_user=True)
     backend = h.Backend(
         daemon_argv(venv, project, sock, *extra, workers=workers, threads=threads),
         workdir / "daemon.log",
-        env=h.app_env(project),
+        env=h.app_env(project, {"TESTSITE_MARK_DIR": str(markdir)}),
     )
+    backend.mark_dir = markdir
     try:
         h.wait_for_unix_socket(sock, 60, alive=backend.alive)
     except Exception as exc:

@@ -29,6 +29,12 @@ def wait_until(predicate, timeout: float, interval: float = 0.1):
     return predicate()
 
 
+def wait_in_app(fe, name: str, timeout: float = 15.0) -> None:
+    """Wait until a /slow/?mark=NAME request has reached the application."""
+    marker = fe.backend.mark_dir / name
+    assert wait_until(marker.exists, timeout, 0.02), f"request {name} never reached the app"
+
+
 def get(fe, path, timeout=30.0):
     try:
         r = fe.request("GET", path, timeout=timeout)
@@ -141,8 +147,9 @@ def test_sighup_graceful_reload(plain_frontend):
     assert wait_until(lambda: len(master.workers()) == DAEMON_WORKERS, 20)
     before = set(master.workers())
     with ThreadPoolExecutor(4) as pool:
-        slow = [pool.submit(get, fe, "/slow/?t=2") for _ in range(3)]
-        time.sleep(0.7)
+        slow = [pool.submit(get, fe, f"/slow/?t=2&mark=hup{i}") for i in range(3)]
+        for i in range(3):
+            wait_in_app(fe, f"hup{i}")
         os.kill(master.pid, signal.SIGHUP)
         # New requests keep being served during the reload.
         during = [get(fe, f"/echo/during-{i}") for i in range(10)]
@@ -164,8 +171,8 @@ def test_sigterm_graceful_stop(plain_frontend):
     master = fe.backend
     assert wait_until(lambda: len(master.workers()) == DAEMON_WORKERS, 20)
     with ThreadPoolExecutor(2) as pool:
-        slow = pool.submit(get, fe, "/slow/?t=2")
-        time.sleep(0.7)
+        slow = pool.submit(get, fe, "/slow/?t=2&mark=term")
+        wait_in_app(fe, "term")
         os.kill(master.pid, signal.SIGTERM)
         r, info = slow.result()
     assert r is not None and r.status == 200, f"in-flight request lost on SIGTERM: {info}"

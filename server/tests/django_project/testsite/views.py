@@ -120,6 +120,12 @@ def boom(request):
 
 
 def slow(request):
+    """Sleep ``t`` seconds.  With ``mark=NAME`` and TESTSITE_MARK_DIR set, first create the file
+    NAME there, so a test can tell when the request has reached the application."""
     seconds = min(float(request.GET.get("t", "1")), 30.0)
+    mark, mark_dir = request.GET.get("mark"), os.environ.get("TESTSITE_MARK_DIR")
+    if mark and mark_dir and mark.isalnum():
+        with open(os.path.join(mark_dir, mark), "w") as fh:
+            fh.write(str(os.getpid()))
     time.sleep(seconds)
     return _json({"slept": seconds, "pid": os.getpid()})
