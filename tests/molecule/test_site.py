@@ -98,10 +98,12 @@ def test_served_by_reports_the_expected_mode(site, expected_mode):
     if expected_mode == "embedded":
         assert served["mod_wsgi_process_group"] == ""
         assert served["process_name"] == "apache2"
+        assert served["process_title"].endswith("apache2")
         assert served["user"] == APACHE_USER
     else:
         assert served["mod_wsgi_process_group"] == APP
-        assert served["process_name"].startswith("(wsgi:")
+        # display-name=%{GROUP} renames the daemon process's argv[0].
+        assert served["process_title"] == f"(wsgi:{APP})"
         assert served["user"] == APP_USER
         assert served["wsgi_multithread"] is True
 

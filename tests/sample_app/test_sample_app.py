@@ -134,6 +134,7 @@ def test_served_by_reports_environment(client):
         "wsgate_front_end",
         "pid",
         "process_name",
+        "process_title",
         "ppid",
         "parent_process_name",
         "python_version",
@@ -156,6 +157,7 @@ def test_served_by_reports_environment(client):
     if Path("/proc/self/comm").exists():
         assert isinstance(data["process_name"], str) and data["process_name"]
         assert isinstance(data["parent_process_name"], str)
+        assert data["process_title"] == Path("/proc/self/cmdline").read_bytes().split(b"\0")[0].decode().strip()
 
 
 def test_served_by_reads_wsgi_environ(client):

@@ -71,6 +71,15 @@ def _user_name(uid):
         return None
 
 
+def _title(pid):
+    """argv[0], which servers rename: mod_wsgi's display-name shows here."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0", 1)[0].decode("utf-8", "replace").strip() or None
+    except OSError:
+        return None
+
+
 @require_GET
 def served_by(request):
     meta = request.META
@@ -88,6 +97,7 @@ def served_by(request):
             "wsgate_front_end": meta.get("wsgate.front_end"),
             "pid": os.getpid(),
             "process_name": _comm("self"),
+            "process_title": _title("self"),
             "ppid": ppid,
             "parent_process_name": _comm(ppid),
             "python_version": platform.python_version(),
