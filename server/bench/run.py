@@ -89,7 +89,10 @@ class Result:
     @property
     def rps_range(self) -> str:
         vals = [r["ok_rps"] for r in self.rounds]
-        return f"{min(vals):.0f}–{max(vals):.0f}" if vals else ""
+        if not vals:
+            return ""
+        digits = 0 if min(vals) >= 100 else 1
+        return f"{min(vals):.{digits}f}–{max(vals):.{digits}f}"
 
     @property
     def p50_ms(self) -> float:
@@ -164,10 +167,27 @@ def measure_round(res: Result, apache: h.Apache, app_pids, args, lua: Path) -> N
 
     app_sampler = h.RssSampler(app_only)
     with h.RssSampler(pids) as sampler, app_sampler:
-        res.rounds.append(run_wrk(apache.port, res.connections, args.duration, lua))
+        duration = args.cgi_duration if res.group == "cgi" else args.duration
+        res.rounds.append(run_wrk(apache.port, res.connections, duration, lua))
     res.peak_rss_kb = max(res.peak_rss_kb, sampler.peak_kb)
     res.peak_app_rss_kb = max(res.peak_app_rss_kb, app_sampler.peak_kb)
     res.peak_procs = max(res.peak_procs, sampler.peak_count)
+
+
+def top_error(apache: h.Apache) -> str:
+    """The most frequent error message in Apache's error log (timestamps and clients removed)."""
+    counts: dict[str, int] = {}
+    for line in apache.read_error_log().splitlines():
+        if ":error]" not in line:
+            continue
+        msg = re.sub(r"^(\[[^\]]*\] ?)+", "", line)
+        msg = re.sub(r"\[client [^\]]*\] ?", "", msg)
+        msg = re.sub(r"\d+\.\d+\.\d+\.\d+:\d+|:\d{4,5}\b", "", msg).strip()
+        counts[msg] = counts.get(msg, 0) + 1
+    if not counts:
+        return ""
+    msg, n = max(counts.items(), key=lambda kv: kv[1])
+    return f"Apache logged {n}x: {msg[:200]}"
 
 
 # --------------------------------------------------------------------------- set-ups
@@ -224,6 +244,20 @@ class Bench:
             except Exception as exc:  # keep going with the other cases
                 self._failed(res, exc, workdir)
         try:
+            self._rounds(live)
+            for res, apache, _, _ in live:
+                if res.errors:
+                    res.note = top_error(apache)
+        finally:
+            for fn in reversed(cleanup):
+                try:
+                    fn()
+                except Exception as exc:
+                    print(f"   cleanup: {exc}", flush=True)
+        self._summary(live)
+
+    def _rounds(self, live) -> None:
+        if True:
             for rnd in range(self.args.rounds):
                 for res, apache, app_pids, workdir in live:
                     if res.error:
@@ -236,12 +270,8 @@ class Bench:
                               f"p99 {last['p99'] / 1000:.1f} ms, errors {last['errors']}", flush=True)
                     except Exception as exc:
                         self._failed(res, exc, workdir)
-        finally:
-            for fn in reversed(cleanup):
-                try:
-                    fn()
-                except Exception as exc:
-                    print(f"   cleanup: {exc}", flush=True)
+
+    def _summary(self, live) -> None:
         for res, *_ in live:
             if res.error or not res.rounds:
                 continue
@@ -481,7 +511,7 @@ def render(bench: Bench, info: dict, tgt) -> str:
         f"Method: every row serves the same Django view (`{VIEW}`: URL routing, security/common/CSRF "
         f"middleware, a 14-byte text response) from `server/tests/django_project` behind the same "
         f"Apache on 127.0.0.1. Load: `wrk -t2 -c{a.connections} -d{a.duration:g}s --timeout 30s` for the "
-        f"daemons, `-c{a.cgi_connections}` for the CGI rows, {a.rounds} rounds after a warm-up "
+        f"daemons, `-c{a.cgi_connections} -d{a.cgi_duration:g}s` for the CGI rows, {a.rounds} rounds after a warm-up "
         f"({a.warmup:g} s of load for the daemons). All setups of a group (daemons, CGI) run side by "
         f"side, each with its own Apache, and the rounds go round-robin across them, so drift in the "
         f"machine's load affects all alike. req/s counts only 2xx responses (median of the rounds, "
@@ -508,6 +538,11 @@ def render(bench: Bench, info: dict, tgt) -> str:
             f"| {res.label} | {res.rps:.1f} | {res.rps_range} | {res.p50_ms:.1f} | {res.p99_ms:.1f} | {res.errors} | "
             f"{res.peak_rss_kb / 1024:.0f} ({res.peak_app_rss_kb / 1024:.0f}) |"
         )
+    notes = [r for r in bench.results if r.note and not r.error]
+    if notes:
+        lines.append("")
+        for res in notes:
+            lines.append(f"- {res.label}, errors: {res.note}")
     if getattr(bench, "startup", None):
         lines.append("")
         lines.append(f"Process start-up (mean ± sd of 15 runs, wall time, no load):")
@@ -548,7 +583,9 @@ def update_readme(text: str) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--duration", type=float, default=10.0, help="seconds of load per round (default 10)")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of load per round for the daemons (10)")
+    p.add_argument("--cgi-duration", type=float, default=15.0,
+                   help="seconds of load per round for the CGI rows (15; they serve only a few req/s)")
     p.add_argument("--rounds", type=int, default=3, help="rounds per setup (default 3)")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up load for daemons")
     p.add_argument("--connections", type=int, default=16, help="wrk connections for daemons (16)")
