@@ -42,7 +42,7 @@ class Settings:
 class Request:
     __slots__ = ("conn", "id", "keep_conn", "params", "variables", "declared_length",
                  "body", "body_size", "refusal", "stage", "aborted", "finished",
-                 "response", "deadline", "counts")
+                 "stdout_sent", "stderr_sent", "log", "deadline", "counts")
 
     def __init__(self, conn, request_id, keep_conn):
         self.conn = conn
@@ -57,7 +57,9 @@ class Request:
         self.stage = "params"
         self.aborted = False
         self.finished = False
-        self.response = None
+        self.stdout_sent = False
+        self.stderr_sent = False
+        self.log = log
         self.deadline = None
         self.counts = True
 
@@ -250,33 +252,59 @@ class Connection:
                 raise ClientDisconnected("request already ended (timed out)")
             if req.aborted:
                 raise ClientDisconnected("request aborted by the web server")
+            req.stdout_sent = True
             self._send_locked(p.encode_stream(p.STDOUT, req.id, data))
 
-    def end_request(self, req, app_status=0, protocol_status=p.REQUEST_COMPLETE, head=b""):
-        """Close STDOUT and send END_REQUEST, once; False when already ended."""
+    def send_stderr(self, req, data):
+        """A log event of req for the web server's error log; dropped once req has ended.
+
+        One record per line: Apache logs each FCGI_STDERR record as one entry.
+        """
         with self.lock:
-            if req.finished:
-                return False
-            req.finished = True
-            if self.request is req:
-                # Before sending: the peer may start the next request at once.
-                self.request = None
-            data = p.encode_stream(p.STDOUT, req.id, head) + p.encode_record(p.STDOUT, req.id)
+            if req.finished or self.closed:
+                return
+            req.stderr_sent = True
             try:
-                self._send_locked(data + p.encode_end_request(req.id, app_status,
-                                                              protocol_status))
+                self._send_locked(b"".join(p.encode_stream(p.STDERR, req.id, line)
+                                           for line in data.splitlines(keepends=True)))
             except ClientDisconnected:
-                return False
-            return True
+                pass
+
+    def _end_locked(self, req, app_status, protocol_status, head):
+        if req.finished:
+            return False
+        req.finished = True
+        if self.request is req:
+            # Before sending: the peer may start the next request at once.
+            self.request = None
+        data = p.encode_stream(p.STDOUT, req.id, head) + p.encode_record(p.STDOUT, req.id)
+        if req.stderr_sent:
+            data += p.encode_record(p.STDERR, req.id)
+        try:
+            self._send_locked(data + p.encode_end_request(req.id, app_status, protocol_status))
+        except ClientDisconnected:
+            return False
+        return True
+
+    def end_request(self, req, app_status=0, protocol_status=p.REQUEST_COMPLETE, head=b""):
+        """Close STDOUT (and STDERR) and send END_REQUEST, once; False when already ended."""
+        with self.lock:
+            return self._end_locked(req, app_status, protocol_status, head)
+
+    def fail(self, req, status, app_status):
+        """End req, answering status if none of its output was sent yet.
+
+        Deciding and sending under one lock hold: a response the request's
+        thread is sending at this moment either went out whole before, or
+        not at all, so the web server always gets exactly one header block.
+        """
+        with self.lock:
+            head = b"" if req.stdout_sent else error_head(status)
+            return self._end_locked(req, app_status, p.REQUEST_COMPLETE, head)
 
     def expire(self, req):
         """The request ran out of time: answer 504 if nothing was sent yet, and end it."""
-        with self.lock:
-            if req.finished:
-                return False
-            sent = req.response is not None and req.response.headers_sent
-        head = b"" if sent else error_head("504 Gateway Timeout")
-        return self.end_request(req, 504, head=head)
+        return self.fail(req, "504 Gateway Timeout", 504)
 
     def overloaded(self, req):
         log.warn("%s: overloaded, answering 503", req.describe())
@@ -303,18 +331,18 @@ def run_request(req, app, poll=None):
     fix_paths(environ, settings.mount_prefix,
               whole_path_in_script_name=settings.proxy_paths and RELAY_MARK not in req.variables)
     body = req.body if req.body is not None else io.BytesIO()
-    add_wsgi_keys(environ, LimitedInput(body, req.body_size), log.ErrorStream(),
+    req.log = log.RequestLog(lambda data: conn.send_stderr(req, data))
+    add_wsgi_keys(environ, LimitedInput(body, req.body_size), log.ErrorStream(req.log),
                   multithread=settings.multithread, multiprocess=settings.multiprocess,
                   run_once=False)
     response = Response(lambda data: conn.send_stdout(req, data))
-    req.response = response
 
     def should_stop():
         if poll is not None:
             poll()
         return req.aborted or conn.closed
 
-    outcome = run_app(app, environ, response, should_stop=should_stop)
+    outcome = run_app(app, environ, response, should_stop=should_stop, logger=req.log)
     conn.end_request(req, 0 if outcome == "ok" else 1)
     body.close()
     req.body = None

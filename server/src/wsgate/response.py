@@ -125,12 +125,13 @@ def describe(environ):
                         environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", ""))
 
 
-def run_app(app, environ, response, should_stop=None):
+def run_app(app, environ, response, should_stop=None, logger=log):
     """Call the application and stream its result; never raises.
 
     Returns "ok", "error" (the application failed) or "aborted" (the client
     went away, or the request was aborted or timed out). The iterable's
-    close() is called in every case.
+    close() is called in every case. Errors are reported to logger (the log
+    module, or a log.RequestLog).
     """
     result = None
     outcome = "ok"
@@ -145,13 +146,13 @@ def run_app(app, environ, response, should_stop=None):
         response.finish()
     except ClientDisconnected as exc:
         outcome = "aborted"
-        log.info("%s: stopped: %s", describe(environ), exc or "client went away")
+        logger.info("%s: stopped: %s", describe(environ), exc or "client went away")
     except Exception:
         outcome = "error"
-        log.exception("%s: application error", describe(environ))
+        logger.exception("%s: application error", describe(environ))
         try:
             if not response.send_error("500 Internal Server Error"):
-                log.error("%s: response truncated: the error came after the headers "
+                logger.error("%s: response truncated: the error came after the headers "
                           "were sent", describe(environ))
         except ClientDisconnected:
             pass
@@ -162,7 +163,7 @@ def run_app(app, environ, response, should_stop=None):
                 close()
             except Exception:
                 outcome = "error" if outcome == "ok" else outcome
-                log.exception("%s: error in close() of the application's iterable",
+                logger.exception("%s: error in close() of the application's iterable",
                               describe(environ))
     errors = environ.get("wsgi.errors")
     if errors is not None and hasattr(errors, "flush"):

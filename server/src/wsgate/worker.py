@@ -20,7 +20,6 @@ import time
 from . import log
 from . import protocol as p
 from .connection import Connection, run_request
-from .response import error_head
 from .scoreboard import READY, STOPPING
 
 LOOP_TICK = 1.0
@@ -285,10 +284,8 @@ class Worker:
                 try:
                     run_request(req, self.app)
                 except BaseException:
-                    log.exception("%s: internal error", req.describe())
-                    sent = req.response is not None and req.response.headers_sent
-                    req.conn.end_request(req, 1, head=b"" if sent else
-                                         error_head("500 Internal Server Error"))
+                    req.log.exception("%s: internal error", req.describe())
+                    req.conn.fail(req, "500 Internal Server Error", 1)
             self.done.put(req)
             try:
                 os.write(self.wake_w, b".")
@@ -317,8 +314,8 @@ class Worker:
             if req.deadline is None or req.deadline > now or req in self.expired:
                 continue
             conn = req.conn
-            log.error("%s: request timed out after %gs; the worker will be recycled",
-                      req.describe(), self.request_timeout)
+            req.log.error("%s: request timed out after %gs; the worker will be recycled",
+                          req.describe(), self.request_timeout)
             self.expired.add(req)
             conn.expire(req)
             if conn.request is req:

@@ -19,6 +19,11 @@ def _plain(environ, start_response):
         return [b"slept"]
     if path == "/boom":
         raise RuntimeError("boom in the application")
+    if path == "/complain":
+        environ["wsgi.errors"].write("complaint one\ncomplaint ")
+        environ["wsgi.errors"].write("two\n")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"complained"]
     if path == "/late-boom":
         def gen():
             yield b"first part"

@@ -186,6 +186,43 @@ def test_app_error_is_500_without_traceback(server):
     assert "[wsgate:error]" in server.log
 
 
+def _stderr_then_end(reply):
+    """STDERR records of the reply, checking the stream is closed before END_REQUEST."""
+    types = [rec.type for rec in reply.records]
+    contents = [rec.content for rec in reply.records if rec.type == p.STDERR]
+    assert contents and contents[-1] == b""
+    assert types.index(p.END_REQUEST) > max(i for i, t in enumerate(types) if t == p.STDERR)
+    return contents[:-1]
+
+
+def test_app_traceback_goes_to_the_web_server_as_stderr(server):
+    reply = request(server.path, "/boom")
+    assert reply.status == 500
+    lines = _stderr_then_end(reply)
+    # one record per line, so that Apache logs each as an entry of its own
+    assert all(line.endswith(b"\n") and line.count(b"\n") == 1 for line in lines)
+    text = reply.stderr.decode()
+    assert "GET /boom: application error" in text and "Traceback" in text
+    assert "RuntimeError: boom in the application" in text
+    assert "[wsgate:error]" in text
+    # the daemon's own log keeps it too
+    assert wait_until(lambda: "RuntimeError: boom in the application" in server.log)
+
+
+def test_wsgi_errors_go_to_the_web_server_as_stderr(server):
+    client = Client(server.path)
+    reply = client.request("/complain", keep_conn=True)
+    assert reply.status == 200 and reply.body == b"complained"
+    _stderr_then_end(reply)
+    assert b"complaint one\n" in reply.stderr and b"complaint two\n" in reply.stderr
+    assert wait_until(lambda: "complaint two" in server.log)
+    # a clean request on the same connection carries no STDERR at all
+    reply = client.request("/", keep_conn=True)
+    assert reply.status == 200
+    assert not [rec for rec in reply.records if rec.type == p.STDERR]
+    client.close()
+
+
 def test_error_after_headers_sent(server):
     reply = request(server.path, "/late-boom")
     assert reply.status == 200
@@ -281,6 +318,7 @@ def test_request_timeout_with_threads(daemon):
     slow = client.request("/sleep", extra={"QUERY_STRING": "5"})
     assert time.monotonic() - started < 3
     assert slow.status == 504 and slow.end is not None
+    assert b"timed out" in slow.stderr
     pid = wait_until(lambda: _try_pid(d.path))
     assert pid
     assert "timed out" in d.log

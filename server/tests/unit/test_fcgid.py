@@ -130,6 +130,7 @@ def test_abort_and_app_error(tmp_path):
         assert wait_until(marker.exists)
         reply = fcgid_request(path, "/boom")
         assert reply.status == 500 and reply.end[0] == 1
+        assert b"Traceback" in reply.stderr and b"boom in the application" in reply.stderr
     finally:
         stop(proc)
 

@@ -80,6 +80,17 @@ def test_concurrent_first_requests_start_one_backend(relay, tmp_path):
     assert len(masters) == 1
 
 
+def test_backend_errors_reach_the_relay_stderr(relay):
+    proc = relay("/boom")
+    head, body = split(proc.stdout)
+    assert head[0] == "Status: 500 Internal Server Error"
+    assert b"Traceback" not in body
+    assert b"Traceback" in proc.stderr and b"RuntimeError: boom in the application" in proc.stderr
+    complained = relay("/complain")
+    assert split(complained.stdout)[1] == b"complained"
+    assert b"complaint one\n" in complained.stderr and b"complaint two\n" in complained.stderr
+
+
 def test_fallback_in_process_when_backend_cannot_start(tmp_path):
     environ = cgi_env("/fallback")
     cmd = [sys.executable, "-m", "wsgate", "relay", "--app", "apps:application",
