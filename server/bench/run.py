@@ -9,7 +9,8 @@ the same Apache (event MPM, 2 x 32 threads, keep-alive), loaded by ``wrk`` on 12
     wsgate fastcgi, the same with enablereuse=on, flup 1.0.3 prefork (single-threaded
     children, so 8 of them), fcgisgi 0.2.3 (2 processes sharing one socket, 4 threads each);
   mod_wsgi daemon mode, WSGIDaemonProcess processes=2 threads=4;
-  CGI through mod_cgid: wsgate cgi, wsgiref.handlers.CGIHandler, wsgate relay (backend 2 x 4),
+  CGI through mod_cgid: wsgate cgi, wsgiref.handlers.CGIHandler, wsgate relay (backend 2 x 4,
+  started from the `python -S` relay script the README recommends),
   and the CGI floor: a script that only starts Python, imports the app and prints a reply.
 
 Reports req/s, p50, p99, errors (socket errors + non-2xx) and the peak summed RSS of Apache's
@@ -333,10 +334,34 @@ class Bench:
 
     # CGI family ---------------------------------------------------------------
 
-    def cgi_case(self, key, label, argv, relay_sock: Path | None = None):
+    def relay_script(self, path: Path, args: list[str]) -> Path:
+        """The relay script server/README.md recommends: python -S, wsgate's directory on sys.path."""
+        where = subprocess.run(
+            [self.py(), "-c", "import os, wsgate; print(os.path.dirname(os.path.dirname(wsgate.__file__)))"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        lines = [
+            f"#!{self.py()} -S",
+            "import os",
+            "import sys",
+            "",
+            f"sys.path.insert(0, {where!r})",
+            *(f"os.environ.setdefault({k!r}, {v!r})" for k, v in self.env.items()),
+            "from wsgate.cli import main",
+            "",
+            f"sys.exit(main({['relay', *args]!r}))",
+        ]
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o755)
+        return path
+
+    def cgi_case(self, key, label, argv, relay_sock: Path | None = None, relay_args=None):
         def setup(workdir, cleanup):
             cgidir = h.make_dir(workdir / "cgi-bin")
-            script = h.write_wrapper(cgidir / "app.cgi", argv(workdir), self.env)
+            if relay_args is not None:
+                script = self.relay_script(cgidir / "app.cgi", relay_args(workdir))
+            else:
+                script = h.write_wrapper(cgidir / "app.cgi", argv(workdir), self.env)
             modules, body = h.conf_cgid(script)
             apache = h.Apache(workdir / "apache", body, modules)
             cleanup.append(apache.stop)
@@ -372,16 +397,16 @@ class Bench:
         self.mod_wsgi_case()
         self.run_group()
 
-        def relay_argv(workdir):
+        def relay_args(workdir):
             relaydir = h.make_dir(workdir / "relay", owned_by_run_user=True)
             return h.wsgate_argv(
                 self.venv, "relay", self.project, "--socket", str(relaydir / "relay.sock"),
                 "--workers", str(PROCESSES), "--threads", str(THREADS), "--idle-timeout", "600",
-            )
+            )[2:]
 
         relay_sock = self.base / "wsgate_relay" / "relay" / "relay.sock"
-        self.cgi_case("wsgate_relay", f"wsgate relay (backend {PROCESSES}x{THREADS})", relay_argv,
-                      relay_sock=relay_sock)
+        self.cgi_case("wsgate_relay", f"wsgate relay (backend {PROCESSES}x{THREADS}, python -S script)", None,
+                      relay_sock=relay_sock, relay_args=relay_args)
         self.cgi_case("wsgate_cgi", "wsgate cgi",
                       lambda wd: h.wsgate_argv(self.venv, "cgi", self.project))
         self.cgi_case("wsgiref_cgi", "wsgiref CGIHandler",

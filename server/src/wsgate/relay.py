@@ -1,18 +1,19 @@
 """`wsgate relay`: a CGI program that forwards its request to a warm backend.
 
-It runs once per request, so it imports only what forwarding needs. The
-backend is a `wsgate fastcgi` on a per-user unix socket, started on demand
+It runs once per request, so it imports only what forwarding needs: no
+socket.py (it pulls in enum and selectors), the C module under it instead.
+The backend is a `wsgate fastcgi` on a per-user unix socket, started on demand
 (under a lock so concurrent first requests start one) and stopped by its own
 --idle-timeout. If no backend can be reached in time the request is served
 in-process, as `wsgate cgi` would.
 """
 
 import binascii
-import fcntl
 import os
-import socket
 import sys
 import time
+
+import _socket
 
 from . import protocol as p
 
@@ -94,7 +95,7 @@ def socket_path(config):
 
 
 def _connect(path):
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(path)
     except OSError:
@@ -181,6 +182,8 @@ def backend(config, path):
     sock = _connect(path)
     if sock is not None:
         return sock
+    import fcntl
+
     deadline = time.monotonic() + config.start_timeout
     lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -292,6 +295,11 @@ def main(config):
         sock = None
     if sock is None:
         _say("running the application in-process")
+        if sys.flags.no_site:
+            # A relay script started with python -S; the application needs site-packages.
+            import site
+
+            site.main()
         from . import cgi
         return cgi.serve(config)
     try:

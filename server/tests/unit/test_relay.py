@@ -123,18 +123,56 @@ def test_backend_exits_after_idle_timeout(tmp_path):
         os.kill(pid, signal.SIGKILL)
 
 
-HEAVY = ("tempfile", "threading", "urllib.parse", "wsgiref", "traceback",
-         "argparse", "logging", "subprocess", "wsgate.cgi", "wsgate.environ", "apps")
+HEAVY = ("tempfile", "threading", "urllib.parse", "wsgiref", "traceback", "argparse",
+         "logging", "subprocess", "re", "enum", "socket", "selectors", "fcntl",
+         "wsgate.cgi", "wsgate.environ", "apps")
+
+
+def imported_modules(proc):
+    return {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines()
+            if line.startswith("import time:")}
 
 
 def test_relay_imports_stay_light(relay):
     relay("/warm")  # make sure the backend runs
     proc = relay("/light", python_flags=("-X", "importtime"))
     assert body_of(proc)["PATH_INFO"] == "/light"
-    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines()
-                if line.startswith("import time:")}
+    imported = imported_modules(proc)
     assert "wsgate.relay" in imported
     assert not imported.intersection(HEAVY), imported.intersection(HEAVY)
+
+
+def relay_script(path, *args):
+    """The relay script the README recommends: python -S and wsgate's directory on sys.path."""
+    path.write_text("#!%s -S\nimport sys\n\nsys.path.insert(0, %r)\nfrom wsgate.cli import main\n\n"
+                    "sys.exit(main(%r))\n" % (sys.executable, SRC, ["relay", *args]))
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_relay_script_skips_site_and_stays_light(relay, tmp_path):
+    relay("/warm")
+    script = relay_script(tmp_path / "app.cgi", "--app", "apps:application",
+                          "--socket", relay.sock)
+    env = cgi_env("/scripted", PYTHONPROFILEIMPORTTIME="1")
+    proc = subprocess.run([script], env=env, capture_output=True, timeout=30)
+    assert body_of(proc)["PATH_INFO"] == "/scripted"
+    imported = imported_modules(proc)
+    assert "wsgate.relay" in imported and "site" not in imported
+    assert not imported.intersection(HEAVY), imported.intersection(HEAVY)
+
+
+def test_relay_script_fallback_gets_site_packages(tmp_path):
+    app = tmp_path / "needs_site.py"
+    app.write_text("import pytest  # installed in site-packages\n\n"
+                   "def application(environ, start_response):\n"
+                   "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+                   "    return [b'found ' + pytest.__name__.encode()]\n")
+    script = relay_script(tmp_path / "app.cgi", "--app-file", str(app), "--socket",
+                          str(tmp_path / "missing-dir" / "x.sock"), "--start-timeout", "0.5")
+    proc = subprocess.run([script], env=cgi_env("/"), capture_output=True, timeout=30)
+    assert split(proc.stdout)[1] == b"found pytest", proc.stderr
+    assert b"in-process" in proc.stderr
 
 
 def test_default_socket_is_private(tmp_path):
