@@ -93,7 +93,7 @@ class Result:
         if not vals:
             return ""
         digits = 0 if min(vals) >= 100 else 1
-        return f"{min(vals):.{digits}f}–{max(vals):.{digits}f}"
+        return f"{min(vals):.{digits}f}\N{EN DASH}{max(vals):.{digits}f}"
 
     @property
     def p50_ms(self) -> float:
@@ -117,8 +117,15 @@ class Result:
 
 def run_wrk(port: int, connections: int, duration: float, lua: Path, threads: int = 2) -> dict:
     cmd = [
-        "wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration:g}s",
-        "--timeout", "30s", "-s", str(lua), f"http://127.0.0.1:{port}{VIEW}",
+        "wrk",
+        f"-t{min(threads, connections)}",
+        f"-c{connections}",
+        f"-d{duration:g}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(lua),
+        f"http://127.0.0.1:{port}{VIEW}",
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 90)
     m = re.search(r"^WRKJSON (.*)$", res.stdout, re.M)
@@ -266,9 +273,12 @@ class Bench:
                     try:
                         measure_round(res, apache, app_pids, self.args, self.lua)
                         last = res.rounds[-1]
-                        print(f"   round {rnd + 1} {res.label} (c={res.connections}): "
-                              f"{last['ok_rps']:.1f} ok req/s, p50 {last['p50'] / 1000:.1f} ms, "
-                              f"p99 {last['p99'] / 1000:.1f} ms, errors {last['errors']}", flush=True)
+                        print(
+                            f"   round {rnd + 1} {res.label} (c={res.connections}): "
+                            f"{last['ok_rps']:.1f} ok req/s, p50 {last['p50'] / 1000:.1f} ms, "
+                            f"p99 {last['p99'] / 1000:.1f} ms, errors {last['errors']}",
+                            flush=True,
+                        )
                     except Exception as exc:
                         self._failed(res, exc, workdir)
 
@@ -284,8 +294,9 @@ class Bench:
             )
             if res.errors:
                 kinds = ("connect", "read", "write", "timeout", "non2xx")
-                print("   errors by kind: " + ", ".join(
-                    f"{k} {sum(r[k] for r in res.rounds)}" for k in kinds), flush=True)
+                print(
+                    "   errors by kind: " + ", ".join(f"{k} {sum(r[k] for r in res.rounds)}" for k in kinds), flush=True
+                )
 
     @staticmethod
     def _failed(res: Result, exc: Exception, workdir: Path) -> None:
@@ -302,8 +313,7 @@ class Bench:
         def setup(workdir, cleanup):
             sockdir = h.make_dir(workdir / "sock", owned_by_run_user=True)
             sock = sockdir / "app.sock"
-            backend = h.Backend(argv_for_sock(sock), workdir / "backend.log", env=self.env,
-                                cwd=self.project)
+            backend = h.Backend(argv_for_sock(sock), workdir / "backend.log", env=self.env, cwd=self.project)
             cleanup.append(backend.stop)
             h.wait_for_unix_socket(sock, 60, alive=backend.alive)
             modules, body = h.conf_proxy_fcgi(sock, variant="sethandler", reuse=reuse, flush=False)
@@ -316,15 +326,21 @@ class Bench:
 
     def wsgate_fastcgi_argv(self, sock):
         return h.wsgate_argv(
-            self.venv, "fastcgi", self.project, "--bind", f"unix:{sock}",
-            "--workers", str(PROCESSES), "--threads", str(THREADS),
+            self.venv,
+            "fastcgi",
+            self.project,
+            "--bind",
+            f"unix:{sock}",
+            "--workers",
+            str(PROCESSES),
+            "--threads",
+            str(THREADS),
         )
 
     def mod_wsgi_case(self):
         def setup(workdir, cleanup):
             sockdir = h.make_dir(workdir / "wsgi-sock", owned_by_run_user=True)
-            modules, body = h.conf_mod_wsgi(self.venv, self.project, sockdir,
-                                            processes=PROCESSES, threads=THREADS)
+            modules, body = h.conf_mod_wsgi(self.venv, self.project, sockdir, processes=PROCESSES, threads=THREADS)
             apache = h.Apache(workdir / "apache", body, modules)
             cleanup.append(apache.stop)
             apache.start()
@@ -338,7 +354,9 @@ class Bench:
         """The relay script server/README.md recommends: python -S, wsgate's directory on sys.path."""
         where = subprocess.run(
             [self.py(), "-c", "import os, wsgate; print(os.path.dirname(os.path.dirname(wsgate.__file__)))"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         lines = [
             f"#!{self.py()} -S",
@@ -380,19 +398,22 @@ class Bench:
     # ------------------------------------------------------------------------------
 
     def run_all(self) -> None:
-        a = self.args
-        self.fastcgi_case("wsgate_fastcgi", f"wsgate fastcgi ({PROCESSES}x{THREADS})",
-                          self.wsgate_fastcgi_argv)
-        self.fastcgi_case("wsgate_fastcgi_reuse", f"wsgate fastcgi ({PROCESSES}x{THREADS}), enablereuse=on",
-                          self.wsgate_fastcgi_argv, reuse=True)
+        self.fastcgi_case("wsgate_fastcgi", f"wsgate fastcgi ({PROCESSES}x{THREADS})", self.wsgate_fastcgi_argv)
         self.fastcgi_case(
-            "flup", f"flup 1.0.3 prefork ({PROCESSES * THREADS}x1)",
+            "wsgate_fastcgi_reuse",
+            f"wsgate fastcgi ({PROCESSES}x{THREADS}), enablereuse=on",
+            self.wsgate_fastcgi_argv,
+            reuse=True,
+        )
+        self.fastcgi_case(
+            "flup",
+            f"flup 1.0.3 prefork ({PROCESSES * THREADS}x1)",
             lambda sock: [self.py(), str(self.peers / "flup_prefork.py"), str(sock), str(PROCESSES * THREADS)],
         )
         self.fastcgi_case(
-            "fcgisgi", f"fcgisgi 0.2.3 ({PROCESSES}x{THREADS})",
-            lambda sock: [self.py(), str(self.peers / "fcgisgi_prefork.py"), str(sock),
-                          str(PROCESSES), str(THREADS)],
+            "fcgisgi",
+            f"fcgisgi 0.2.3 ({PROCESSES}x{THREADS})",
+            lambda sock: [self.py(), str(self.peers / "fcgisgi_prefork.py"), str(sock), str(PROCESSES), str(THREADS)],
         )
         self.mod_wsgi_case()
         self.run_group()
@@ -400,21 +421,39 @@ class Bench:
         def relay_args(workdir):
             relaydir = h.make_dir(workdir / "relay", owned_by_run_user=True)
             return h.wsgate_argv(
-                self.venv, "relay", self.project, "--socket", str(relaydir / "relay.sock"),
-                "--workers", str(PROCESSES), "--threads", str(THREADS), "--idle-timeout", "600",
+                self.venv,
+                "relay",
+                self.project,
+                "--socket",
+                str(relaydir / "relay.sock"),
+                "--workers",
+                str(PROCESSES),
+                "--threads",
+                str(THREADS),
+                "--idle-timeout",
+                "600",
             )[2:]
 
         relay_sock = self.base / "wsgate_relay" / "relay" / "relay.sock"
-        self.cgi_case("wsgate_relay", f"wsgate relay (backend {PROCESSES}x{THREADS}, python -S script)", None,
-                      relay_sock=relay_sock, relay_args=relay_args)
-        self.cgi_case("wsgate_cgi", "wsgate cgi",
-                      lambda wd: h.wsgate_argv(self.venv, "cgi", self.project))
-        self.cgi_case("wsgiref_cgi", "wsgiref CGIHandler",
-                      lambda wd: [self.py(), str(self.peers / "wsgiref_cgi.py")])
-        self.cgi_case("cgi_floor", "CGI floor (python + import app, no request)",
-                      lambda wd: [self.py(), str(self.peers / "cgi_floor.py")])
-        self.cgi_case("cgi_floor_request", "CGI floor + the app's own request work",
-                      lambda wd: [self.py(), str(self.peers / "cgi_floor_request.py")])
+        self.cgi_case(
+            "wsgate_relay",
+            f"wsgate relay (backend {PROCESSES}x{THREADS}, python -S script)",
+            None,
+            relay_sock=relay_sock,
+            relay_args=relay_args,
+        )
+        self.cgi_case("wsgate_cgi", "wsgate cgi", lambda wd: h.wsgate_argv(self.venv, "cgi", self.project))
+        self.cgi_case("wsgiref_cgi", "wsgiref CGIHandler", lambda wd: [self.py(), str(self.peers / "wsgiref_cgi.py")])
+        self.cgi_case(
+            "cgi_floor",
+            "CGI floor (python + import app, no request)",
+            lambda wd: [self.py(), str(self.peers / "cgi_floor.py")],
+        )
+        self.cgi_case(
+            "cgi_floor_request",
+            "CGI floor + the app's own request work",
+            lambda wd: [self.py(), str(self.peers / "cgi_floor_request.py")],
+        )
         self.run_group()
         self.startup = self.measure_startup()
 
@@ -432,8 +471,14 @@ class Bench:
             times = []
             for i in range(runs + 2):
                 t0 = time.perf_counter()
-                subprocess.run(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               cwd=str(self.project), check=False)
+                subprocess.run(
+                    cmd,
+                    env=self.env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    cwd=str(self.project),
+                    check=False,
+                )
                 if i >= 2:
                     times.append(time.perf_counter() - t0)
             out[label] = (statistics.mean(times) * 1000, statistics.stdev(times) * 1000)
@@ -464,7 +509,11 @@ def machine_info() -> dict:
     apache_v = apache_v.splitlines()[0].split(":", 1)[-1].strip() if apache_v else "?"
     pyv = subprocess.run([h.SYSTEM_PYTHON, "-V"], capture_output=True, text=True).stdout.strip()
     wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
-    wrk_v = (wrk_v.stdout or wrk_v.stderr).splitlines()[0].split("[")[0].strip() if (wrk_v.stdout or wrk_v.stderr) else "wrk"
+    wrk_v = (
+        (wrk_v.stdout or wrk_v.stderr).splitlines()[0].split("[")[0].strip()
+        if (wrk_v.stdout or wrk_v.stderr)
+        else "wrk"
+    )
     os_name = "Linux"
     try:
         for line in Path("/etc/os-release").read_text().splitlines():
@@ -473,14 +522,22 @@ def machine_info() -> dict:
     except OSError:
         pass
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "mem_gb": round(mem_kb / 1024 / 1024, 1),
-        "os": os_name, "kernel": platform.release(), "apache": apache_v, "python": pyv, "wrk": wrk_v,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "mem_gb": round(mem_kb / 1024 / 1024, 1),
+        "os": os_name,
+        "kernel": platform.release(),
+        "apache": apache_v,
+        "python": pyv,
+        "wrk": wrk_v,
     }
 
 
 def versions(venv: Path) -> str:
-    code = ("import importlib.metadata as m\n"
-            "print(', '.join(f'{n} {m.version(n)}' for n in ('wsgate','Django','flup','fcgisgi')))")
+    code = (
+        "import importlib.metadata as m\n"
+        "print(', '.join(f'{n} {m.version(n)}' for n in ('wsgate','Django','flup','fcgisgi')))"
+    )
     return subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True).stdout.strip()
 
 
@@ -503,8 +560,13 @@ def targets(results: dict[str, Result]) -> list[tuple[str, str, bool | None]]:
     ratio("wsgate fastcgi >= 0.9x mod_wsgi daemon (req/s)", ours, r("mod_wsgi"), 0.9, "{:.2f}x")
     mw = r("mod_wsgi")
     if ours and mw:
-        out.append(("wsgate fastcgi p99 <= mod_wsgi daemon p99",
-                    f"{ours.p99_ms:.1f} ms vs {mw.p99_ms:.1f} ms", ours.p99_ms <= mw.p99_ms))
+        out.append(
+            (
+                "wsgate fastcgi p99 <= mod_wsgi daemon p99",
+                f"{ours.p99_ms:.1f} ms vs {mw.p99_ms:.1f} ms",
+                ours.p99_ms <= mw.p99_ms,
+            )
+        )
     else:
         out.append(("wsgate fastcgi p99 <= mod_wsgi daemon p99", "n/a", None))
     ratio("wsgate relay >= 15x wsgiref CGI (req/s)", r("wsgate_relay"), r("wsgiref_cgi"), 15.0, "{:.1f}x")
@@ -513,12 +575,12 @@ def targets(results: dict[str, Result]) -> list[tuple[str, str, bool | None]]:
     floor, cgi = r("cgi_floor"), r("wsgate_cgi")
     if floor and cgi and cgi.rps:
         value = floor.rps / cgi.rps
-        out.append(("wsgate cgi within 1.1x of the CGI floor (floor req/s / cgi req/s)",
-                    f"{value:.2f}x", value <= 1.1))
+        out.append(("wsgate cgi within 1.1x of the CGI floor (floor req/s / cgi req/s)", f"{value:.2f}x", value <= 1.1))
     else:
         out.append(("wsgate cgi within 1.1x of the CGI floor", "n/a", None))
-    ratio("(info) CGI floor + request work vs wsgate cgi (req/s)", r("cgi_floor_request"), r("wsgate_cgi"),
-          0.0, "{:.2f}x")
+    ratio(
+        "(info) CGI floor + request work vs wsgate cgi (req/s)", r("cgi_floor_request"), r("wsgate_cgi"), 0.0, "{:.2f}x"
+    )
     return out
 
 
@@ -541,14 +603,15 @@ def render(bench: Bench, info: dict, tgt) -> str:
         f"side, each with its own Apache, and the rounds go round-robin across them, so drift in the "
         f"machine's load affects all alike. req/s counts only 2xx responses (median of the rounds, "
         f"with the range); errors are the sum over the rounds of socket errors and non-2xx responses; "
-        f"p50/p99 are wrk's latency percentiles (all responses), median of the rounds. wrk runs on the same {info['cores']} cores as "
+        f"p50/p99 are wrk's latency percentiles (all responses), median of the rounds. wrk runs on the "
+        f"same {info['cores']} cores as "
         f"Apache and the application. Peak RSS is the largest sum of VmRSS over Apache's process tree "
         f"plus the backend's processes, sampled every 0.25 s (shared pages of forked processes are "
-        f"counted in every process); \"app\" leaves out the httpd processes. Backends: same budget of "
+        f'counted in every process); "app" leaves out the httpd processes. Backends: same budget of '
         f"{PROCESSES} processes x {THREADS} threads; flup's prefork server is single-threaded, so it "
         f"gets {PROCESSES * THREADS} children; fcgisgi is one asyncio process, so two of them share "
         f"one listening socket (handed over as fd 0, as mod_fcgid does). FastCGI rows go through "
-        f"mod_proxy_fcgi `SetHandler \"proxy:unix:...|fcgi://localhost/\"`, CGI rows through mod_cgid."
+        f'mod_proxy_fcgi `SetHandler "proxy:unix:...|fcgi://localhost/"`, CGI rows through mod_cgid.'
     )
     lines.append("")
     lines.append("| setup | ok req/s | range | p50 ms | p99 ms | errors | peak RSS MB (app) |")
@@ -570,13 +633,14 @@ def render(bench: Bench, info: dict, tgt) -> str:
             lines.append(f"- {res.label}, errors: {res.note}")
     if getattr(bench, "startup", None):
         lines.append("")
-        lines.append(f"Process start-up (mean ± sd of 15 runs, wall time, no load):")
+        lines.append("Process start-up (mean ± sd of 15 runs, wall time, no load):")
         lines.append("")
         for label, (mean, sd) in bench.startup.items():
             lines.append(f"- `{label}`: {mean:.1f} ± {sd:.1f} ms")
     lines.append("")
-    lines.append(f"Load average of the machine (1/5/15 min) at the start: {bench.load_start}; at the end: "
-                 f"{bench.load_end}.")
+    lines.append(
+        f"Load average of the machine (1/5/15 min) at the start: {bench.load_start}; at the end: {bench.load_end}."
+    )
     lines.append("")
     lines.append("Targets:")
     lines.append("")
@@ -597,7 +661,7 @@ def update_readme(text: str) -> None:
         content = "# wsgate\n"
     if START_MARK in content and END_MARK in content:
         before = content[: content.index(START_MARK)]
-        after = content[content.index(END_MARK) + len(END_MARK):]
+        after = content[content.index(END_MARK) + len(END_MARK) :]
         content = before + block + after
     else:
         if "## Benchmark" not in content:
@@ -609,14 +673,22 @@ def update_readme(text: str) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=10.0, help="seconds of load per round for the daemons (10)")
-    p.add_argument("--cgi-duration", type=float, default=15.0,
-                   help="seconds of load per round for the CGI rows (15; they serve only a few req/s)")
+    p.add_argument(
+        "--cgi-duration",
+        type=float,
+        default=15.0,
+        help="seconds of load per round for the CGI rows (15; they serve only a few req/s)",
+    )
     p.add_argument("--rounds", type=int, default=3, help="rounds per setup (default 3)")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up load for daemons")
     p.add_argument("--connections", type=int, default=16, help="wrk connections for daemons (16)")
     p.add_argument("--cgi-connections", type=int, default=4, help="wrk connections for CGI rows (4)")
-    p.add_argument("--only", nargs="*", help="only these setups (keys: wsgate_fastcgi "
-                   "wsgate_fastcgi_reuse flup fcgisgi mod_wsgi wsgate_relay wsgate_cgi wsgiref_cgi cgi_floor cgi_floor_request)")
+    p.add_argument(
+        "--only",
+        nargs="*",
+        help="only these setups (keys: wsgate_fastcgi "
+        "wsgate_fastcgi_reuse flup fcgisgi mod_wsgi wsgate_relay wsgate_cgi wsgiref_cgi cgi_floor cgi_floor_request)",
+    )
     p.add_argument("--no-readme", action="store_true", help="do not write server/README.md")
     p.add_argument("--json", type=Path, help="also write raw results to this file")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -640,9 +712,13 @@ def main(argv=None) -> int:
     print(text)
     print(f"\n(total bench time {time.monotonic() - started:.0f} s)")
     if args.json:
-        args.json.write_text(json.dumps(
-            {"machine": info, "results": [r.__dict__ | {"rps": r.rps} for r in bench.results],
-             "targets": tgt}, indent=1, default=str))
+        args.json.write_text(
+            json.dumps(
+                {"machine": info, "results": [r.__dict__ | {"rps": r.rps} for r in bench.results], "targets": tgt},
+                indent=1,
+                default=str,
+            )
+        )
     if not args.no_readme and not args.only:
         update_readme(text)
         print(f"wrote the table into {README}")

@@ -2,21 +2,24 @@
 for this request with a bare-bones CGI environ (no error handling, no streaming, no header
 checks) and print what it returns.  The difference to cgi_floor.py is what Django itself
 spends on a first request in a fresh process."""
+
 import os
 import sys
 
 from testsite.wsgi import application
 
 environ = dict(os.environ)
-environ.update({
-    "wsgi.input": sys.stdin.buffer,
-    "wsgi.errors": sys.stderr,
-    "wsgi.version": (1, 0),
-    "wsgi.multithread": False,
-    "wsgi.multiprocess": True,
-    "wsgi.run_once": True,
-    "wsgi.url_scheme": "http",
-})
+environ.update(
+    {
+        "wsgi.input": sys.stdin.buffer,
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": True,
+        "wsgi.url_scheme": "http",
+    }
+)
 out = sys.stdout.buffer
 head = []
 

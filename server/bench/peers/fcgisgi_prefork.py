@@ -7,6 +7,7 @@ way mod_fcgid does, which fcgisgi supports (run_wsgi_server without bind_address
 
 usage: fcgisgi_prefork.py SOCKET_PATH PROCESSES THREADS
 """
+
 import asyncio
 import os
 import signal
@@ -14,7 +15,6 @@ import socket
 import sys
 
 from fcgisgi import run_wsgi_server
-
 from testsite.wsgi import application
 
 

@@ -2,10 +2,10 @@
 
 usage: flup_prefork.py SOCKET_PATH CHILDREN
 """
+
 import sys
 
 from flup.server.fcgi_fork import WSGIServer
-
 from testsite.wsgi import application
 
 if __name__ == "__main__":

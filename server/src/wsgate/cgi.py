@@ -22,7 +22,7 @@ class FdWriter:
         view = memoryview(data)
         try:
             while view:
-                view = view[os.write(self.fd, view):]
+                view = view[os.write(self.fd, view) :]
         except OSError as exc:
             raise ClientDisconnected(str(exc)) from None
 
@@ -83,8 +83,9 @@ def prepare_request(variables, config, stdin):
             length = 0
     elif length > config.max_body:
         return environ, "413 Content Too Large"
-    add_wsgi_keys(environ, LimitedInput(stdin, length), log.ErrorStream(),
-                  multithread=False, multiprocess=True, run_once=True)
+    add_wsgi_keys(
+        environ, LimitedInput(stdin, length), log.ErrorStream(), multithread=False, multiprocess=True, run_once=True
+    )
     return environ, None
 
 
@@ -95,8 +96,7 @@ def serve(config, variables=None):
         variables = dict(os.environb)
     environ, refusal = prepare_request(variables, config, _stdin())
     if refusal:
-        log.notice("%s %s: refused: %s", environ.get("REQUEST_METHOD", "?"),
-                   environ.get("REQUEST_URI", ""), refusal)
+        log.notice("%s %s: refused: %s", environ.get("REQUEST_METHOD", "?"), environ.get("REQUEST_URI", ""), refusal)
         try:
             response.send_error(refusal)
         except ClientDisconnected:

@@ -9,8 +9,7 @@ import sys
 from . import __version__
 from .config import COMMANDS, UsageError, help_text, parse
 
-USAGE = "usage: wsgate {%s} [options]   (wsgate COMMAND --help for details)\n" % (
-    ",".join(COMMANDS))
+USAGE = "usage: wsgate {%s} [options]   (wsgate COMMAND --help for details)\n" % (",".join(COMMANDS))
 
 
 def _load(command):
@@ -45,6 +44,7 @@ def main(argv=None):
         sys.stdout.write(help_text(command))
         return 0
     from . import log
+
     log.set_level(config.log_level)
     return _load(command).main(config)
 

@@ -25,6 +25,7 @@ def _int(minimum):
         if value is None or value < minimum:
             raise ValueError("expected an integer >= %d" % minimum)
         return value
+
     convert.kind = "integer >= %d" % minimum
     return convert
 
@@ -50,7 +51,7 @@ def _size(text):
     elif body.endswith("B") and body[:-1][-1:].isalpha():
         body = body[:-1]
     unit = body[-1:] if body[-1:] in ("K", "M", "G") else ""
-    number = body[:len(body) - len(unit)]
+    number = body[: len(body) - len(unit)]
     if not number.isdigit():
         raise ValueError("expected a byte count such as 1048576, 512K, 100M or 1G")
     return int(number) * units[unit]
@@ -120,6 +121,7 @@ _bind.kind = "address"
 
 def _level(text):
     from . import log
+
     if text not in log.LEVELS:
         raise ValueError("expected one of %s" % ", ".join(log.LEVELS))
     return text
@@ -129,7 +131,7 @@ _level.kind = "level"
 
 
 class Option:
-    __slots__ = ("name", "convert", "default", "help", "metavar", "multiple")
+    __slots__ = ("convert", "default", "help", "metavar", "multiple", "name")
 
     def __init__(self, name, convert, default, help, metavar=None, multiple=False):
         self.name = name
@@ -158,52 +160,112 @@ class Option:
 
 
 APP_OPTIONS = [
-    Option("app", _app_spec, None, "WSGI application as MODULE:CALLABLE "
-           "(CALLABLE defaults to --callable).", "MODULE:CALLABLE"),
-    Option("app-file", _text, None, "load the application from this Python file "
-           "(any extension, e.g. .wsgi or .fcgi) instead of --app.", "PATH"),
-    Option("callable", _text, "application", "name of the WSGI callable in --app-file "
-           "or in an --app without ':CALLABLE'.", "NAME"),
-    Option("python-path", _text, [], "directory prepended to sys.path; repeatable "
-           "(in the environment variable, separate entries with ':').", "DIR", multiple=True),
-    Option("chdir", _text, None, "change to this directory before loading the application.",
-           "DIR"),
+    Option(
+        "app",
+        _app_spec,
+        None,
+        "WSGI application as MODULE:CALLABLE (CALLABLE defaults to --callable).",
+        "MODULE:CALLABLE",
+    ),
+    Option(
+        "app-file",
+        _text,
+        None,
+        "load the application from this Python file (any extension, e.g. .wsgi or .fcgi) instead of --app.",
+        "PATH",
+    ),
+    Option(
+        "callable",
+        _text,
+        "application",
+        "name of the WSGI callable in --app-file or in an --app without ':CALLABLE'.",
+        "NAME",
+    ),
+    Option(
+        "python-path",
+        _text,
+        [],
+        "directory prepended to sys.path; repeatable (in the environment variable, separate entries with ':').",
+        "DIR",
+        multiple=True,
+    ),
+    Option("chdir", _text, None, "change to this directory before loading the application.", "DIR"),
 ]
 
 REQUEST_OPTIONS = [
-    Option("mount-prefix", _mount_prefix, None, "URL path the application is mounted at: "
-           "SCRIPT_NAME becomes this prefix and PATH_INFO the rest of the decoded "
-           "REQUEST_URI path. Use it behind 'ProxyPass /app ...'.", "PATH"),
-    Option("max-body", _size, GIB, "largest request body accepted; larger ones get "
-           "413 without running the application (default 1G, like Apache's "
-           "LimitRequestBody).", "BYTES"),
+    Option(
+        "mount-prefix",
+        _mount_prefix,
+        None,
+        "URL path the application is mounted at: "
+        "SCRIPT_NAME becomes this prefix and PATH_INFO the rest of the decoded "
+        "REQUEST_URI path. Use it behind 'ProxyPass /app ...'.",
+        "PATH",
+    ),
+    Option(
+        "max-body",
+        _size,
+        GIB,
+        "largest request body accepted; larger ones get "
+        "413 without running the application (default 1G, like Apache's "
+        "LimitRequestBody).",
+        "BYTES",
+    ),
     Option("log-level", _level, "notice", "debug, info, notice, warn or error.", "LEVEL"),
 ]
 
 _WORKERS = Option("workers", _int(1), 2, "worker processes.", "N")
 _THREADS = Option("threads", _int(1), 4, "request threads per worker process.", "N")
-_QUEUE = Option("queue", _int(0), 32, "requests a worker process accepts beyond its "
-                "threads, to run as threads free up; beyond that a request is answered "
-                "503 with FCGI_OVERLOADED.", "N")
-_MAX_REQUESTS = Option("max-requests", _int(0), 0, "recycle a worker process after it "
-                       "has served this many requests (0 = never); it exits only "
-                       "between requests.", "N")
-_REQUEST_TIMEOUT = Option("request-timeout", _seconds, 0.0, "answer 504 (if nothing "
-                          "was sent yet) and end a request running longer than this; the "
-                          "worker is then recycled (0 = no limit).", "SECONDS")
-_IDLE_TIMEOUT = Option("idle-timeout", _seconds, 0.0, "stop after this long without a "
-                       "request (0 = never).", "SECONDS")
+_QUEUE = Option(
+    "queue",
+    _int(0),
+    32,
+    "requests a worker process accepts beyond its "
+    "threads, to run as threads free up; beyond that a request is answered "
+    "503 with FCGI_OVERLOADED.",
+    "N",
+)
+_MAX_REQUESTS = Option(
+    "max-requests",
+    _int(0),
+    0,
+    "recycle a worker process after it has served this many requests (0 = never); it exits only between requests.",
+    "N",
+)
+_REQUEST_TIMEOUT = Option(
+    "request-timeout",
+    _seconds,
+    0.0,
+    "answer 504 (if nothing "
+    "was sent yet) and end a request running longer than this; the "
+    "worker is then recycled (0 = no limit).",
+    "SECONDS",
+)
+_IDLE_TIMEOUT = Option("idle-timeout", _seconds, 0.0, "stop after this long without a request (0 = never).", "SECONDS")
 
 FASTCGI_OPTIONS = [
-    Option("bind", _bind, None, "where to listen: unix:/path/to/socket, tcp:HOST:PORT, "
-           "or systemd (socket activation, fd 3; the default when LISTEN_FDS is set).",
-           "ADDRESS"),
-    Option("socket-mode", _octal, 0o660, "permissions of a unix socket (default 660).",
-           "MODE"),
-    _WORKERS, _THREADS, _QUEUE, _MAX_REQUESTS, _REQUEST_TIMEOUT,
+    Option(
+        "bind",
+        _bind,
+        None,
+        "where to listen: unix:/path/to/socket, tcp:HOST:PORT, "
+        "or systemd (socket activation, fd 3; the default when LISTEN_FDS is set).",
+        "ADDRESS",
+    ),
+    Option("socket-mode", _octal, 0o660, "permissions of a unix socket (default 660).", "MODE"),
+    _WORKERS,
+    _THREADS,
+    _QUEUE,
+    _MAX_REQUESTS,
+    _REQUEST_TIMEOUT,
     Option("backlog", _int(1), 128, "listen backlog.", "N"),
-    Option("graceful-timeout", _seconds, 30.0, "on SIGTERM or SIGHUP, how long a worker "
-           "may take to finish its requests before it is killed.", "SECONDS"),
+    Option(
+        "graceful-timeout",
+        _seconds,
+        30.0,
+        "on SIGTERM or SIGHUP, how long a worker may take to finish its requests before it is killed.",
+        "SECONDS",
+    ),
     Option("pidfile", _text, None, "write the master process id to this file.", "PATH"),
     _IDLE_TIMEOUT,
 ]
@@ -211,12 +273,23 @@ FASTCGI_OPTIONS = [
 FCGID_OPTIONS = [_MAX_REQUESTS]
 
 RELAY_OPTIONS = [
-    Option("socket", _text, None, "unix socket of the backend (default: "
-           "$XDG_RUNTIME_DIR/wsgate/ or /tmp/wsgate-UID/, one per application).", "PATH"),
-    _IDLE_TIMEOUT.but(default=300.0, help="a backend started by the relay stops after "
-                      "this long without a request (default 300)."),
-    Option("start-timeout", _seconds, 10.0, "how long to wait for a backend to start "
-           "before running the application in-process.", "SECONDS"),
+    Option(
+        "socket",
+        _text,
+        None,
+        "unix socket of the backend (default: $XDG_RUNTIME_DIR/wsgate/ or /tmp/wsgate-UID/, one per application).",
+        "PATH",
+    ),
+    _IDLE_TIMEOUT.but(
+        default=300.0, help="a backend started by the relay stops after this long without a request (default 300)."
+    ),
+    Option(
+        "start-timeout",
+        _seconds,
+        10.0,
+        "how long to wait for a backend to start before running the application in-process.",
+        "SECONDS",
+    ),
     _WORKERS.but(default=1, help="worker processes of a backend started by the relay."),
     _THREADS.but(help="threads per worker of a backend started by the relay."),
     _QUEUE.but(help="passed to a backend started by the relay."),
@@ -225,14 +298,19 @@ RELAY_OPTIONS = [
 ]
 
 COMMANDS = {
-    "cgi": ("run the application once as a CGI/1.1 program (mod_cgi, mod_cgid).",
-            APP_OPTIONS + REQUEST_OPTIONS),
-    "fastcgi": ("FastCGI daemon for mod_proxy_fcgi: prefork workers with threads.",
-                APP_OPTIONS + REQUEST_OPTIONS + FASTCGI_OPTIONS),
-    "fcgid": ("FastCGI program spawned by mod_fcgid (listening socket on fd 0).",
-              APP_OPTIONS + REQUEST_OPTIONS + FCGID_OPTIONS),
-    "relay": ("CGI program forwarding to a warm FastCGI backend it starts on demand.",
-              APP_OPTIONS + REQUEST_OPTIONS + RELAY_OPTIONS),
+    "cgi": ("run the application once as a CGI/1.1 program (mod_cgi, mod_cgid).", APP_OPTIONS + REQUEST_OPTIONS),
+    "fastcgi": (
+        "FastCGI daemon for mod_proxy_fcgi: prefork workers with threads.",
+        APP_OPTIONS + REQUEST_OPTIONS + FASTCGI_OPTIONS,
+    ),
+    "fcgid": (
+        "FastCGI program spawned by mod_fcgid (listening socket on fd 0).",
+        APP_OPTIONS + REQUEST_OPTIONS + FCGID_OPTIONS,
+    ),
+    "relay": (
+        "CGI program forwarding to a warm FastCGI backend it starts on demand.",
+        APP_OPTIONS + REQUEST_OPTIONS + RELAY_OPTIONS,
+    ),
     "version": ("print the version.", []),
 }
 
@@ -247,9 +325,15 @@ class Config:
 
 def help_text(command):
     summary, options = COMMANDS[command]
-    lines = ["usage: wsgate %s [options]" % command, "", summary, "",
-             "Every option can also be set with the environment variable shown; "
-             "the command line wins.", "", "options:"]
+    lines = [
+        "usage: wsgate %s [options]" % command,
+        "",
+        summary,
+        "",
+        "Every option can also be set with the environment variable shown; the command line wins.",
+        "",
+        "options:",
+    ]
     for opt in options:
         lines.append("  %s %s   [env %s]" % (opt.flag, opt.metavar, opt.env))
         default = opt.default
@@ -277,8 +361,7 @@ def parse(command, argv, environ=None):
     """
     environ = os.environ if environ is None else environ
     if command not in COMMANDS:
-        raise UsageError("unknown command %r; expected one of %s"
-                         % (command, ", ".join(COMMANDS)))
+        raise UsageError("unknown command %r; expected one of %s" % (command, ", ".join(COMMANDS)))
     options = COMMANDS[command][1]
     by_flag = {opt.flag: opt for opt in options}
     config = Config(command)
@@ -291,8 +374,7 @@ def parse(command, argv, environ=None):
         flag, eq, value = arg.partition("=")
         opt = by_flag.get(flag)
         if opt is None:
-            raise UsageError("unknown option %r for 'wsgate %s' (see wsgate %s --help)"
-                             % (arg, command, command))
+            raise UsageError("unknown option %r for 'wsgate %s' (see wsgate %s --help)" % (arg, command, command))
         if not eq:
             if not args:
                 raise UsageError("%s needs a value (%s)" % (flag, opt.metavar))
@@ -323,14 +405,11 @@ def _check(config, environ):
     if config.command == "version":
         return
     if config.app and config.app_file:
-        raise UsageError("--app (WSGATE_APP) and --app-file (WSGATE_APP_FILE) exclude "
-                         "each other; give one")
+        raise UsageError("--app (WSGATE_APP) and --app-file (WSGATE_APP_FILE) exclude each other; give one")
     if not config.app and not config.app_file:
-        raise UsageError("no application: give --app MODULE:CALLABLE (WSGATE_APP) or "
-                         "--app-file PATH (WSGATE_APP_FILE)")
+        raise UsageError("no application: give --app MODULE:CALLABLE (WSGATE_APP) or --app-file PATH (WSGATE_APP_FILE)")
     if config.command == "fastcgi" and config.bind is None:
         if environ.get("LISTEN_FDS"):
             config.bind = ("systemd",)
         else:
-            raise UsageError("--bind (WSGATE_BIND) is required: unix:/path/to/socket, "
-                             "tcp:HOST:PORT or systemd")
+            raise UsageError("--bind (WSGATE_BIND) is required: unix:/path/to/socket, tcp:HOST:PORT or systemd")

@@ -24,8 +24,17 @@ RELAY_MARK = b"WSGATE_CGI_RELAY"
 class Settings:
     """What every connection of a process needs to know."""
 
-    def __init__(self, max_body, mount_prefix=None, max_conns=1, max_reqs=1,
-                 proxy_paths=True, multithread=False, multiprocess=True, allowed_peers=None):
+    def __init__(
+        self,
+        max_body,
+        mount_prefix=None,
+        max_conns=1,
+        max_reqs=1,
+        proxy_paths=True,
+        multithread=False,
+        multiprocess=True,
+        allowed_peers=None,
+    ):
         self.max_body = max_body
         self.mount_prefix = mount_prefix
         self.proxy_paths = proxy_paths
@@ -40,9 +49,25 @@ class Settings:
 
 
 class Request:
-    __slots__ = ("conn", "id", "keep_conn", "params", "variables", "declared_length",
-                 "body", "body_size", "refusal", "stage", "aborted", "finished",
-                 "stdout_sent", "stderr_sent", "log", "deadline", "counts")
+    __slots__ = (
+        "aborted",
+        "body",
+        "body_size",
+        "conn",
+        "counts",
+        "deadline",
+        "declared_length",
+        "finished",
+        "id",
+        "keep_conn",
+        "log",
+        "params",
+        "refusal",
+        "stage",
+        "stderr_sent",
+        "stdout_sent",
+        "variables",
+    )
 
     def __init__(self, conn, request_id, keep_conn):
         self.conn = conn
@@ -72,8 +97,10 @@ class Request:
 
     def describe(self):
         variables = self.variables or {}
-        return "%s %s" % (variables.get(b"REQUEST_METHOD", b"?").decode("latin-1"),
-                          variables.get(b"REQUEST_URI", b"").decode("latin-1"))
+        return "%s %s" % (
+            variables.get(b"REQUEST_METHOD", b"?").decode("latin-1"),
+            variables.get(b"REQUEST_URI", b"").decode("latin-1"),
+        )
 
 
 class Connection:
@@ -207,7 +234,7 @@ class Connection:
         if req.refusal:
             return
         if req.declared_length is not None:
-            content = content[:req.declared_length - req.body_size]
+            content = content[: req.declared_length - req.body_size]
         elif req.body_size + len(content) > self.settings.max_body:
             req.refuse("413 Content Too Large")
             return
@@ -265,8 +292,9 @@ class Connection:
                 return
             req.stderr_sent = True
             try:
-                self._send_locked(b"".join(p.encode_stream(p.STDERR, req.id, line)
-                                           for line in data.splitlines(keepends=True)))
+                self._send_locked(
+                    b"".join(p.encode_stream(p.STDERR, req.id, line) for line in data.splitlines(keepends=True))
+                )
             except ClientDisconnected:
                 pass
 
@@ -308,8 +336,7 @@ class Connection:
 
     def overloaded(self, req):
         log.warn("%s: overloaded, answering 503", req.describe())
-        self.end_request(req, 503, p.OVERLOADED,
-                         head=error_head("503 Service Unavailable", ["Retry-After: 1"]))
+        self.end_request(req, 503, p.OVERLOADED, head=error_head("503 Service Unavailable", ["Retry-After: 1"]))
 
     def close(self):
         self.closed = True
@@ -328,13 +355,21 @@ def run_request(req, app, poll=None):
     conn = req.conn
     settings = conn.settings
     environ = decode_variables(req.variables)
-    fix_paths(environ, settings.mount_prefix,
-              whole_path_in_script_name=settings.proxy_paths and RELAY_MARK not in req.variables)
+    fix_paths(
+        environ,
+        settings.mount_prefix,
+        whole_path_in_script_name=settings.proxy_paths and RELAY_MARK not in req.variables,
+    )
     body = req.body if req.body is not None else io.BytesIO()
     req.log = log.RequestLog(lambda data: conn.send_stderr(req, data))
-    add_wsgi_keys(environ, LimitedInput(body, req.body_size), log.ErrorStream(req.log),
-                  multithread=settings.multithread, multiprocess=settings.multiprocess,
-                  run_once=False)
+    add_wsgi_keys(
+        environ,
+        LimitedInput(body, req.body_size),
+        log.ErrorStream(req.log),
+        multithread=settings.multithread,
+        multiprocess=settings.multiprocess,
+        run_once=False,
+    )
     response = Response(lambda data: conn.send_stdout(req, data))
 
     def should_stop():

@@ -19,8 +19,7 @@ def unquote_to_bytes(data):
 
 def decode_variables(variables):
     """bytes -> str for every name and value, carried as latin-1 (PEP 3333)."""
-    return {name.decode("latin-1"): value.decode("latin-1")
-            for name, value in variables.items()}
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in variables.items()}
 
 
 def _request_path(environ):
@@ -52,13 +51,13 @@ def fix_paths(environ, mount_prefix=None, whole_path_in_script_name=False):
         if path is None:
             path = script + info
         if path == mount_prefix or path.startswith(mount_prefix + "/"):
-            script, info = mount_prefix, path[len(mount_prefix):]
+            script, info = mount_prefix, path[len(mount_prefix) :]
         else:
             log.debug("path %r is outside --mount-prefix %r", path, mount_prefix)
             script, info = "", path
     elif info:
         if path is not None and path.endswith(info):
-            script = path[:len(path) - len(info)]
+            script = path[: len(path) - len(info)]
     elif whole_path_in_script_name:
         script, info = "", script or path or ""
     if script == "/":

@@ -22,6 +22,7 @@ def _unlinker(path):
                 os.unlink(path)
         except OSError:
             pass
+
     return unlink
 
 
@@ -41,11 +42,15 @@ def main(config):
         return 1
     prepare_process(config)
     settings = Settings(
-        max_body=config.max_body, mount_prefix=config.mount_prefix,
+        max_body=config.max_body,
+        mount_prefix=config.mount_prefix,
         max_conns=config.workers * (config.threads + config.queue),
-        max_reqs=config.workers * config.threads, proxy_paths=True,
-        multithread=config.threads > 1, multiprocess=config.workers > 1,
-        allowed_peers=web_server_addrs())
+        max_reqs=config.workers * config.threads,
+        proxy_paths=True,
+        multithread=config.threads > 1,
+        multiprocess=config.workers > 1,
+        allowed_peers=web_server_addrs(),
+    )
     master_pid = os.getpid()
 
     def boot(slot):
@@ -54,9 +59,17 @@ def main(config):
         except BaseException:
             log.exception("cannot load the application")
             return EXIT_BOOT_FAILURE
-        worker = Worker(listener, app, settings, config.threads, config.max_requests,
-                        config.request_timeout, slot, parent_pid=master_pid,
-                        queue_size=config.queue)
+        worker = Worker(
+            listener,
+            app,
+            settings,
+            config.threads,
+            config.max_requests,
+            config.request_timeout,
+            slot,
+            parent_pid=master_pid,
+            queue_size=config.queue,
+        )
         worker.install_signals()
         return worker.run()
 
@@ -64,8 +77,7 @@ def main(config):
         with open(config.pidfile, "w") as handle:
             handle.write("%d\n" % master_pid)
     unlink = _unlinker(path)
-    supervisor = Supervisor(boot, config.workers, config.graceful_timeout,
-                            config.idle_timeout, on_stop=unlink)
+    supervisor = Supervisor(boot, config.workers, config.graceful_timeout, config.idle_timeout, on_stop=unlink)
     try:
         return supervisor.run()
     finally:

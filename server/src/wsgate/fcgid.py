@@ -93,8 +93,7 @@ def main(config):
     try:
         listener = inherit(0)
     except ListenError as exc:
-        log.error("wsgate fcgid must be started by mod_fcgid (listening socket on fd 0): %s",
-                  exc)
+        log.error("wsgate fcgid must be started by mod_fcgid (listening socket on fd 0): %s", exc)
         return 2
     prepare_process(config)
     try:
@@ -102,6 +101,11 @@ def main(config):
     except BaseException:
         log.exception("cannot load the application")
         return 1
-    settings = Settings(max_body=config.max_body, mount_prefix=config.mount_prefix,
-                        proxy_paths=False, multithread=False, multiprocess=True)
+    settings = Settings(
+        max_body=config.max_body,
+        mount_prefix=config.mount_prefix,
+        proxy_paths=False,
+        multithread=False,
+        multiprocess=True,
+    )
     return SingleServer(listener, app, settings, config.max_requests).run()

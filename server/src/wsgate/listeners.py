@@ -43,7 +43,8 @@ def _unix(path, backlog, mode):
 def _tcp(host, port, backlog):
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except socket.gaierror as exc:
         raise ListenError("cannot resolve %s: %s" % (host, exc)) from None
     sock = socket.socket(family, kind, proto)
@@ -59,8 +60,7 @@ def _systemd(environ):
     if pid and pid != str(os.getpid()):
         raise ListenError("LISTEN_PID=%s is not this process (%d)" % (pid, os.getpid()))
     if not count.isdigit() or int(count) < 1:
-        raise ListenError("bind systemd needs socket activation (LISTEN_FDS>=1), got %r"
-                          % count)
+        raise ListenError("bind systemd needs socket activation (LISTEN_FDS>=1), got %r" % count)
     for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
         environ.pop(name, None)
     return inherit(SD_LISTEN_FDS_START)

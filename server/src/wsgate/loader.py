@@ -59,8 +59,7 @@ def load_app(config):
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name and module_name.startswith(exc.name):
-                raise AppLoadError("cannot import module %r (sys.path: %s)"
-                                   % (module_name, sys.path)) from None
+                raise AppLoadError("cannot import module %r (sys.path: %s)" % (module_name, sys.path)) from None
             raise
         where = module_name
     else:

@@ -19,14 +19,13 @@ def enabled(level):
 
 def _stamp():
     now = time.time()
-    return "%s.%06d" % (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)),
-                        int(now % 1 * 1000000))
+    return "%s.%06d" % (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)), int(now % 1 * 1000000))
 
 
 def _write(data):
     try:
         while data:
-            data = data[os.write(2, data):]
+            data = data[os.write(2, data) :]
     except OSError:
         pass
 

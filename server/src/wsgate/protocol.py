@@ -48,17 +48,14 @@ def encode_record(rtype, request_id, content=b""):
     if length > MAX_CONTENT:
         raise ValueError("record content longer than 65535 bytes")
     padding = -length & 7
-    return b"".join(
-        (HEADER.pack(VERSION, rtype, request_id, length, padding), content, _PADDING[:padding])
-    )
+    return b"".join((HEADER.pack(VERSION, rtype, request_id, length, padding), content, _PADDING[:padding]))
 
 
 def encode_stream(rtype, request_id, data):
     """Records carrying data, split at 65535 bytes. Empty data gives no record."""
     view = memoryview(data)
     return b"".join(
-        encode_record(rtype, request_id, view[pos:pos + MAX_CONTENT])
-        for pos in range(0, len(view), MAX_CONTENT)
+        encode_record(rtype, request_id, view[pos : pos + MAX_CONTENT]) for pos in range(0, len(view), MAX_CONTENT)
     )
 
 
@@ -118,9 +115,9 @@ def iter_pairs(data):
         value_len, pos = _decode_length(data, pos)
         if name_len + value_len > end - pos:
             raise ProtocolError("name-value pair truncated")
-        name = data[pos:pos + name_len]
+        name = data[pos : pos + name_len]
         pos += name_len
-        yield name, data[pos:pos + value_len]
+        yield name, data[pos : pos + value_len]
         pos += value_len
 
 
@@ -130,7 +127,7 @@ def decode_pairs(data):
 
 
 class Record:
-    __slots__ = ("type", "request_id", "content")
+    __slots__ = ("content", "request_id", "type")
 
     def __init__(self, rtype, request_id, content):
         self.type = rtype
@@ -138,8 +135,7 @@ class Record:
         self.content = content
 
     def __repr__(self):
-        return "Record(type=%d, request_id=%d, %d bytes)" % (
-            self.type, self.request_id, len(self.content))
+        return "Record(type=%d, request_id=%d, %d bytes)" % (self.type, self.request_id, len(self.content))
 
 
 class RecordReader:
@@ -171,7 +167,7 @@ class RecordReader:
             if available - pos < total:
                 break
             start = pos + HEADER_LEN
-            records.append(Record(rtype, request_id, bytes(buf[start:start + length])))
+            records.append(Record(rtype, request_id, bytes(buf[start : start + length])))
             pos += total
         del buf[:pos]
         return records
@@ -180,7 +176,7 @@ class RecordReader:
 class StreamBuffer:
     """Collects one FastCGI input stream (e.g. PARAMS) up to its empty record."""
 
-    __slots__ = ("limit", "_parts", "size", "closed")
+    __slots__ = ("_parts", "closed", "limit", "size")
 
     def __init__(self, limit):
         self.limit = limit

@@ -8,24 +8,49 @@ The backend is a `wsgate fastcgi` on a per-user unix socket, started on demand
 in-process, as `wsgate cgi` would.
 """
 
+import _socket
 import binascii
 import os
 import sys
 import time
 
-import _socket
-
 from . import protocol as p
 
-REQUEST_VARIABLES = frozenset((
-    "AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE", "CONTEXT_DOCUMENT_ROOT",
-    "CONTEXT_PREFIX", "DOCUMENT_ROOT", "GATEWAY_INTERFACE", "HTTPS", "PATH_INFO",
-    "PATH_TRANSLATED", "QUERY_STRING", "REMOTE_ADDR", "REMOTE_HOST", "REMOTE_IDENT",
-    "REMOTE_PORT", "REMOTE_USER", "REQUEST_METHOD", "REQUEST_SCHEME", "REQUEST_URI",
-    "SCRIPT_FILENAME", "SCRIPT_NAME", "SCRIPT_URI", "SCRIPT_URL", "SERVER_ADDR",
-    "SERVER_ADMIN", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "SERVER_SIGNATURE",
-    "SERVER_SOFTWARE", "UNIQUE_ID",
-))
+REQUEST_VARIABLES = frozenset(
+    (
+        "AUTH_TYPE",
+        "CONTENT_LENGTH",
+        "CONTENT_TYPE",
+        "CONTEXT_DOCUMENT_ROOT",
+        "CONTEXT_PREFIX",
+        "DOCUMENT_ROOT",
+        "GATEWAY_INTERFACE",
+        "HTTPS",
+        "PATH_INFO",
+        "PATH_TRANSLATED",
+        "QUERY_STRING",
+        "REMOTE_ADDR",
+        "REMOTE_HOST",
+        "REMOTE_IDENT",
+        "REMOTE_PORT",
+        "REMOTE_USER",
+        "REQUEST_METHOD",
+        "REQUEST_SCHEME",
+        "REQUEST_URI",
+        "SCRIPT_FILENAME",
+        "SCRIPT_NAME",
+        "SCRIPT_URI",
+        "SCRIPT_URL",
+        "SERVER_ADDR",
+        "SERVER_ADMIN",
+        "SERVER_NAME",
+        "SERVER_PORT",
+        "SERVER_PROTOCOL",
+        "SERVER_SIGNATURE",
+        "SERVER_SOFTWARE",
+        "UNIQUE_ID",
+    )
+)
 REQUEST_PREFIXES = ("HTTP_", "SSL_", "REDIRECT_")
 CHUNK = 65536
 
@@ -49,8 +74,7 @@ def _private_dir(path):
     except FileExistsError:
         pass
     st = os.lstat(path)
-    if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.getuid() \
-            or st.st_mode & 0o077:
+    if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.getuid() or st.st_mode & 0o077:
         raise OSError("%s is not a private directory of uid %d" % (path, os.getuid()))
     return path
 
@@ -75,11 +99,22 @@ def _backend_args(config):
         args += ["--chdir", os.path.abspath(config.chdir)]
     if config.mount_prefix is not None:
         args += ["--mount-prefix", config.mount_prefix or "/"]
-    args += ["--max-body", str(config.max_body), "--workers", str(config.workers),
-             "--threads", str(config.threads), "--queue", str(config.queue),
-             "--max-requests", str(config.max_requests),
-             "--request-timeout", repr(config.request_timeout),
-             "--log-level", config.log_level]
+    args += [
+        "--max-body",
+        str(config.max_body),
+        "--workers",
+        str(config.workers),
+        "--threads",
+        str(config.threads),
+        "--queue",
+        str(config.queue),
+        "--max-requests",
+        str(config.max_requests),
+        "--request-timeout",
+        repr(config.request_timeout),
+        "--log-level",
+        config.log_level,
+    ]
     return args
 
 
@@ -87,7 +122,7 @@ def socket_path(config):
     """The backend socket: --socket, or one per application and settings."""
     if config.socket:
         return os.path.abspath(config.socket)
-    key = "\0".join(_backend_args(config) + [os.getcwd()]).encode("utf-8", "surrogateescape")
+    key = "\0".join([*_backend_args(config), os.getcwd()]).encode("utf-8", "surrogateescape")
     return os.path.join(runtime_dir(), "backend-%08x.sock" % binascii.crc32(key))
 
 
@@ -105,8 +140,11 @@ def _connect(path):
 
 
 def _backend_environment():
-    env = {name: value for name, value in os.environ.items()
-           if name not in REQUEST_VARIABLES and not name.startswith(REQUEST_PREFIXES)}
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in REQUEST_VARIABLES and not name.startswith(REQUEST_PREFIXES)
+    }
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     paths = env.get("PYTHONPATH", "").split(os.pathsep)
     if package_root not in paths:
@@ -116,8 +154,18 @@ def _backend_environment():
 
 def spawn_backend(config, path):
     """Start a detached `wsgate fastcgi` on path; returns its pid."""
-    argv = [sys.executable, "-m", "wsgate", "fastcgi", "--bind", "unix:" + path,
-            "--socket-mode", "600", "--idle-timeout", repr(config.idle_timeout)]
+    argv = [
+        sys.executable,
+        "-m",
+        "wsgate",
+        "fastcgi",
+        "--bind",
+        "unix:" + path,
+        "--socket-mode",
+        "600",
+        "--idle-timeout",
+        repr(config.idle_timeout),
+    ]
     argv += _backend_args(config)
     env = _backend_environment()
     log_path = path + ".log"
@@ -225,7 +273,7 @@ def backend(config, path):
 def _write_all(fd, data):
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _body_length(environ):
@@ -240,8 +288,9 @@ def _body_length(environ):
 def _send_request(sock, environ):
     params = dict(environ)
     params[b"WSGATE_CGI_RELAY"] = b"1"
-    sock.sendall(p.encode_begin_request(1) + p.encode_stream(p.PARAMS, 1, p.encode_pairs(params))
-                 + p.encode_record(p.PARAMS, 1))
+    sock.sendall(
+        p.encode_begin_request(1) + p.encode_stream(p.PARAMS, 1, p.encode_pairs(params)) + p.encode_record(p.PARAMS, 1)
+    )
     remaining = _body_length(environ)
     while remaining:
         try:
@@ -281,8 +330,7 @@ def forward(sock, environ):
         _say("reading from the backend failed: %s" % exc)
     _say("the backend closed the connection before the end of the response")
     if not wrote:
-        _write_all(1, b"Status: 502 Bad Gateway\r\nContent-Type: text/plain\r\n\r\n"
-                      b"Bad Gateway\n")
+        _write_all(1, b"Status: 502 Bad Gateway\r\nContent-Type: text/plain\r\n\r\nBad Gateway\n")
     return 1
 
 
@@ -301,6 +349,7 @@ def main(config):
 
             site.main()
         from . import cgi
+
         return cgi.serve(config)
     try:
         return forward(sock, dict(os.environb))

@@ -6,12 +6,20 @@ line and the body; the front end supplies the function that sends bytes.
 
 from . import log
 
-HOP_BY_HOP = frozenset((
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
-))
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
-                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+HOP_BY_HOP = frozenset(
+    (
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    )
+)
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _BAD_VALUE = frozenset(chr(c) for c in range(32) if c != 9) | {"\x7f"}
 
 
@@ -22,8 +30,7 @@ class ClientDisconnected(Exception):
 def _check_status(status):
     if not isinstance(status, str):
         raise TypeError("status must be str, got %r" % (status,))
-    if len(status) < 4 or not status[:3].isdigit() or status[3] != " " \
-            or _BAD_VALUE.intersection(status):
+    if len(status) < 4 or not status[:3].isdigit() or status[3] != " " or _BAD_VALUE.intersection(status):
         raise ValueError("status must look like '200 OK', got %r" % (status,))
 
 
@@ -38,8 +45,7 @@ def _check_header(name, value):
 
 def error_head(status, extra_headers=()):
     body = ("%s\n" % status[4:]).encode("latin-1")
-    lines = ["Status: %s" % status, "Content-Type: text/plain; charset=utf-8",
-             "Content-Length: %d" % len(body)]
+    lines = ["Status: %s" % status, "Content-Type: text/plain; charset=utf-8", "Content-Length: %d" % len(body)]
     lines.extend(extra_headers)
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
@@ -81,15 +87,13 @@ class Response:
     def _head(self):
         lines = ["Status: " + self.status]
         lines.extend("%s: %s" % item for item in self.headers)
-        if self.length_hint is not None and not any(
-                name.lower() == "content-length" for name, _ in self.headers):
+        if self.length_hint is not None and not any(name.lower() == "content-length" for name, _ in self.headers):
             lines.append("Content-Length: %d" % self.length_hint)
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def write(self, data):
         if not isinstance(data, (bytes, bytearray)):
-            raise TypeError("the application must produce bytes, got %s"
-                            % type(data).__name__)
+            raise TypeError("the application must produce bytes, got %s" % type(data).__name__)
         if self.status is None:
             raise AssertionError("write() before start_response()")
         if self.headers_sent:
@@ -121,8 +125,11 @@ class Response:
 
 
 def describe(environ):
-    return "%s %s%s" % (environ.get("REQUEST_METHOD", "?"),
-                        environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", ""))
+    return "%s %s%s" % (
+        environ.get("REQUEST_METHOD", "?"),
+        environ.get("SCRIPT_NAME", ""),
+        environ.get("PATH_INFO", ""),
+    )
 
 
 def run_app(app, environ, response, should_stop=None, logger=log):
@@ -152,8 +159,7 @@ def run_app(app, environ, response, should_stop=None, logger=log):
         logger.exception("%s: application error", describe(environ))
         try:
             if not response.send_error("500 Internal Server Error"):
-                logger.error("%s: response truncated: the error came after the headers "
-                          "were sent", describe(environ))
+                logger.error("%s: response truncated: the error came after the headers were sent", describe(environ))
         except ClientDisconnected:
             pass
     finally:
@@ -163,8 +169,7 @@ def run_app(app, environ, response, should_stop=None, logger=log):
                 close()
             except Exception:
                 outcome = "error" if outcome == "ok" else outcome
-                logger.exception("%s: error in close() of the application's iterable",
-                              describe(environ))
+                logger.exception("%s: error in close() of the application's iterable", describe(environ))
     errors = environ.get("wsgi.errors")
     if errors is not None and hasattr(errors, "flush"):
         try:

@@ -20,7 +20,7 @@ FAST_STOP_GRACE = 1.0
 
 
 class WorkerProcess:
-    __slots__ = ("pid", "slot", "generation", "started", "kill_at", "was_ready")
+    __slots__ = ("generation", "kill_at", "pid", "slot", "started", "was_ready")
 
     def __init__(self, pid, slot, generation):
         self.pid = pid
@@ -34,8 +34,7 @@ class WorkerProcess:
 class Supervisor:
     """boot(slot) runs in each forked worker and returns its exit status."""
 
-    def __init__(self, boot, workers, graceful_timeout=30.0, idle_timeout=0.0,
-                 on_stop=None):
+    def __init__(self, boot, workers, graceful_timeout=30.0, idle_timeout=0.0, on_stop=None):
         self.boot = boot
         self.size = workers
         self.graceful_timeout = graceful_timeout
@@ -152,8 +151,11 @@ class Supervisor:
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
-            code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
+            code = (
+                os.waitstatus_to_exitcode(status)
+                if hasattr(os, "waitstatus_to_exitcode")
                 else (os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status))
+            )
             self._exited(worker, code)
 
     def _exited(self, worker, code):
@@ -229,8 +231,9 @@ class Supervisor:
 
     def _abort_reload(self):
         failed = self.generation
-        log.error("reload failed: new workers cannot load the application; "
-                  "keeping generation %d", self.previous_generation)
+        log.error(
+            "reload failed: new workers cannot load the application; keeping generation %d", self.previous_generation
+        )
         self.generation = self.previous_generation
         self.previous_generation = None
         self._retire(lambda w: w.generation == failed, grace=2.0)

@@ -29,8 +29,18 @@ SOCKET_TIMEOUT = 300.0
 
 
 class Worker:
-    def __init__(self, listener, app, settings, threads, max_requests=0,
-                 request_timeout=0.0, slot=None, parent_pid=None, queue_size=None):
+    def __init__(
+        self,
+        listener,
+        app,
+        settings,
+        threads,
+        max_requests=0,
+        request_timeout=0.0,
+        slot=None,
+        parent_pid=None,
+        queue_size=None,
+    ):
         self.listener = listener
         self.app = app
         self.settings = settings
@@ -179,8 +189,7 @@ class Worker:
             return False
         allowed = self.settings.allowed_peers
         if allowed is not None and sock.family != socket.AF_UNIX:
-            peer = sock.getpeername()[0] if sock.family in (socket.AF_INET, socket.AF_INET6) \
-                else None
+            peer = sock.getpeername()[0] if sock.family in (socket.AF_INET, socket.AF_INET6) else None
             if peer not in allowed:
                 log.warn("refusing connection from %s (not in FCGI_WEB_SERVER_ADDRS)", peer)
                 sock.close()
@@ -253,8 +262,7 @@ class Worker:
 
     def _close_idle(self, now):
         for conn in list(self.connections.values()):
-            if conn.idle and (getattr(conn, "served", 0)
-                              or now - conn.accepted_at > FRESH_CONNECTION_GRACE):
+            if conn.idle and (getattr(conn, "served", 0) or now - conn.accepted_at > FRESH_CONNECTION_GRACE):
                 self._close(conn)
 
     # -- requests ----------------------------------------------------------------
@@ -314,8 +322,9 @@ class Worker:
             if req.deadline is None or req.deadline > now or req in self.expired:
                 continue
             conn = req.conn
-            req.log.error("%s: request timed out after %gs; the worker will be recycled",
-                          req.describe(), self.request_timeout)
+            req.log.error(
+                "%s: request timed out after %gs; the worker will be recycled", req.describe(), self.request_timeout
+            )
             self.expired.add(req)
             conn.expire(req)
             if conn.request is req:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Management entry point of the test site (rarely needed: the site has no database)."""
+
 import os
 import sys
 

@@ -20,13 +20,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import it_harness as h  # noqa: E402
-from it_setup import FRONTENDS, UPLOAD_SIZE, make_frontend  # noqa: E402
+import it_harness as h
+from it_setup import FRONTENDS, UPLOAD_SIZE, make_frontend
+
 
 def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "integration: runs a real Apache httpd in front of the gateway (slow)"
-    )
+    config.addinivalue_line("markers", "integration: runs a real Apache httpd in front of the gateway (slow)")
 
 
 def pytest_collection_modifyitems(config, items):

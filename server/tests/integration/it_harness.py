@@ -26,12 +26,12 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 SERVER_DIR = Path(__file__).resolve().parents[2]  # .../server
 DJANGO_PROJECT_SRC = SERVER_DIR / "tests" / "django_project"
@@ -149,9 +149,7 @@ def _gateway_fingerprint() -> str:
     for extra in ("setup.cfg", "setup.py", "README.md", "LICENSE"):
         if (SERVER_DIR / extra).exists():
             files.append(SERVER_DIR / extra)
-    files += sorted(
-        p for p in (SERVER_DIR / "src").rglob("*") if p.is_file() and "__pycache__" not in p.parts
-    )
+    files += sorted(p for p in (SERVER_DIR / "src").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     for p in files:
         h.update(str(p.relative_to(SERVER_DIR)).encode())
         h.update(p.read_bytes())
@@ -238,9 +236,7 @@ def prepare_project(base: Path, venv: Path) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(DJANGO_PROJECT_SRC, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "compileall", "-q", str(dest)], check=True
-    )
+    subprocess.run([str(venv / "bin" / "python"), "-m", "compileall", "-q", str(dest)], check=True)
     subprocess.run(["chmod", "-R", "a+rX", str(dest)], check=True)
     return dest
 
@@ -363,7 +359,7 @@ class RssSampler:
             self.peak_count = max(self.peak_count, len(pids))
             self._stop.wait(self._interval)
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self._thread.start()
         return self
 
@@ -394,8 +390,14 @@ def kill_pids(pids: Iterable[int], grace: float = 5.0) -> None:
 class Backend:
     """A long-running process (FastCGI daemon, reference peer...) started as the run user."""
 
-    def __init__(self, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
-                 cwd: Path | None = None, as_run_user: bool = True):
+    def __init__(
+        self,
+        argv: list[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        as_run_user: bool = True,
+    ):
         self.argv = argv
         self.log_path = log_path
         full_env = {
@@ -502,9 +504,17 @@ def module_lines(modules: Iterable[str]) -> str:
 class Apache:
     """A private Apache httpd 2.4 with the event MPM, in the foreground under our control."""
 
-    def __init__(self, root: Path, body: str, modules: Iterable[str] = (), port: int | None = None,
-                 loglevel: str = "warn", threads_per_child: int = 32, servers: int = 2,
-                 timeout: int = 120):
+    def __init__(
+        self,
+        root: Path,
+        body: str,
+        modules: Iterable[str] = (),
+        port: int | None = None,
+        loglevel: str = "warn",
+        threads_per_child: int = 32,
+        servers: int = 2,
+        timeout: int = 120,
+    ):
         self.root = make_dir(root)
         make_dir(root / "htdocs")
         make_dir(root / "run")
@@ -554,7 +564,7 @@ CustomLog "{root}/logs/access.log" timing
 """
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 20.0) -> "Apache":
+    def start(self, timeout: float = 20.0) -> Apache:
         self.conf_path.write_text(self.conf)
         binary = apache_binary()
         if binary is None:
@@ -621,7 +631,7 @@ CustomLog "{root}/logs/access.log" timing
         kill_pids(tree, grace=2.0)
         self._out.close()
 
-    def __enter__(self) -> "Apache":
+    def __enter__(self) -> Apache:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -631,8 +641,9 @@ CustomLog "{root}/logs/access.log" timing
 # Config snippets per front end.  Each returns (modules, body).
 
 
-def conf_proxy_fcgi(sock: Path, mount: str = MOUNT, variant: str = "proxypass", reuse: bool = False,
-                    flush: bool = True) -> tuple[list[str], str]:
+def conf_proxy_fcgi(
+    sock: Path, mount: str = MOUNT, variant: str = "proxypass", reuse: bool = False, flush: bool = True
+) -> tuple[list[str], str]:
     """mod_proxy_fcgi to a daemon on a unix socket (``variant``: proxypass or sethandler)."""
     params = ["retry=0", "timeout=120"]
     if reuse:
@@ -643,14 +654,14 @@ def conf_proxy_fcgi(sock: Path, mount: str = MOUNT, variant: str = "proxypass", 
         params.append("flushpackets=on")
     target = f"unix:{sock}|fcgi://localhost/"
     if variant == "proxypass":
-        body = f"""ProxyPass "{mount}/" "{target}" {' '.join(params)}
+        body = f"""ProxyPass "{mount}/" "{target}" {" ".join(params)}
 <Location "{mount}/">
     CGIPassAuth On
 </Location>
 """
     elif variant == "sethandler":
         body = f"""<Proxy "{target}">
-    ProxySet {' '.join(params)}
+    ProxySet {" ".join(params)}
 </Proxy>
 <Location "{mount}">
     SetHandler "proxy:{target}"
@@ -662,8 +673,14 @@ def conf_proxy_fcgi(sock: Path, mount: str = MOUNT, variant: str = "proxypass", 
     return ["proxy", "proxy_fcgi"], body
 
 
-def conf_fcgid(wrapper: Path, ipc_dir: Path, mount: str = MOUNT, max_procs: int = 2,
-               max_request_len: int = 128 * 1024 * 1024, extra: str = "") -> tuple[list[str], str]:
+def conf_fcgid(
+    wrapper: Path,
+    ipc_dir: Path,
+    mount: str = MOUNT,
+    max_procs: int = 2,
+    max_request_len: int = 128 * 1024 * 1024,
+    extra: str = "",
+) -> tuple[list[str], str]:
     """mod_fcgid spawning ``wrapper`` (a script exec'ing ``wsgate fcgid``), mounted at ``mount``."""
     body = f"""FcgidIPCDir "{ipc_dir}"
 FcgidProcessTableFile "{ipc_dir}/fcgid_shm"
@@ -702,13 +719,15 @@ def conf_cgid(script: Path, mount: str = MOUNT) -> tuple[list[str], str]:
     return ["cgid"], body
 
 
-def conf_mod_wsgi(venv: Path, project: Path, socket_dir: Path, mount: str = MOUNT,
-                  processes: int = 2, threads: int = 4) -> tuple[list[str], str]:
+def conf_mod_wsgi(
+    venv: Path, project: Path, socket_dir: Path, mount: str = MOUNT, processes: int = 2, threads: int = 4
+) -> tuple[list[str], str]:
     wsgi_file = project / "testsite" / "wsgi.py"
     body = f"""WSGISocketPrefix "{socket_dir}/wsgi"
 WSGIRestrictEmbedded On
 WSGIPassAuthorization On
-WSGIDaemonProcess testsite processes={processes} threads={threads} python-home={venv} python-path={project} lang=C.UTF-8 locale=C.UTF-8 display-name=wsgi-testsite
+WSGIDaemonProcess testsite processes={processes} threads={threads} python-home={venv} \\
+    python-path={project} lang=C.UTF-8 locale=C.UTF-8 display-name=wsgi-testsite
 WSGIProcessGroup testsite
 WSGIApplicationGroup %{{GLOBAL}}
 WSGIScriptAlias "{mount}" "{wsgi_file}" process-group=testsite application-group=%{{GLOBAL}}
@@ -741,9 +760,15 @@ class Response:
         return f"<Response {self.status} {self.body[:300]!r}>"
 
 
-def request(port: int, method: str, target: str, body: bytes | None = None,
-         headers: dict[str, str] | None = None, timeout: float = 120.0,
-         conn: http.client.HTTPConnection | None = None) -> Response:
+def request(
+    port: int,
+    method: str,
+    target: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 120.0,
+    conn: http.client.HTTPConnection | None = None,
+) -> Response:
     own = conn is None
     c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:

@@ -28,21 +28,30 @@ DAEMON_FRONTENDS = {"proxy_fcgi", "proxy_fcgi_reuse", "proxy_fcgi_sethandler"}
 PER_REQUEST_PROCESS = {"cgi"}
 
 
-def daemon_argv(venv: Path, project: Path, sock: Path, *extra: str,
-                workers: int = DAEMON_WORKERS, threads: int = DAEMON_THREADS) -> list[str]:
+def daemon_argv(
+    venv: Path, project: Path, sock: Path, *extra: str, workers: int = DAEMON_WORKERS, threads: int = DAEMON_THREADS
+) -> list[str]:
     return h.wsgate_argv(
-        venv, "fastcgi", project,
-        "--bind", f"unix:{sock}",
-        "--socket-mode", "0660",
-        "--workers", str(workers),
-        "--threads", str(threads),
-        "--max-body", str(MAX_BODY),
+        venv,
+        "fastcgi",
+        project,
+        "--bind",
+        f"unix:{sock}",
+        "--socket-mode",
+        "0660",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--max-body",
+        str(MAX_BODY),
         *extra,
     )
 
 
-def start_daemon(venv: Path, project: Path, workdir: Path, *extra: str,
-                 workers: int = DAEMON_WORKERS, threads: int = DAEMON_THREADS) -> tuple[h.Backend, Path]:
+def start_daemon(
+    venv: Path, project: Path, workdir: Path, *extra: str, workers: int = DAEMON_WORKERS, threads: int = DAEMON_THREADS
+) -> tuple[h.Backend, Path]:
     sockdir = h.make_dir(workdir / "sock", owned_by_run_user=True)
     sock = sockdir / "wsgate.sock"
     markdir = h.make_dir(workdir / "marks", owned_by_run_user=True)
@@ -90,17 +99,30 @@ class Frontend:
             h.kill_pids(h.pids_with_cmdline(self.cleanup_cmdline))
 
 
-def make_frontend(name: str, venv: Path, project: Path, base: Path, tag: str = "",
-                  daemon_extra: tuple[str, ...] = (), workers: int = DAEMON_WORKERS,
-                  threads: int = DAEMON_THREADS) -> Frontend:
+def make_frontend(
+    name: str,
+    venv: Path,
+    project: Path,
+    base: Path,
+    tag: str = "",
+    daemon_extra: tuple[str, ...] = (),
+    workers: int = DAEMON_WORKERS,
+    threads: int = DAEMON_THREADS,
+) -> Frontend:
     workdir = h.make_dir(base / f"fe-{name}{tag}")
     env = h.app_env(project)
     backend = None
     cleanup = None
     if name in DAEMON_FRONTENDS:
         backend, sock = start_daemon(
-            venv, project, workdir, "--mount-prefix", h.MOUNT, *daemon_extra,
-            workers=workers, threads=threads,
+            venv,
+            project,
+            workdir,
+            "--mount-prefix",
+            h.MOUNT,
+            *daemon_extra,
+            workers=workers,
+            threads=threads,
         )
         variant = "sethandler" if name.endswith("sethandler") else "proxypass"
         modules, body = h.conf_proxy_fcgi(sock, variant=variant, reuse=name.endswith("reuse"))
@@ -128,10 +150,15 @@ def make_frontend(name: str, venv: Path, project: Path, base: Path, tag: str = "
         script = h.write_wrapper(
             cgidir / "relay.cgi",
             h.wsgate_argv(
-                venv, "relay", project,
-                "--socket", str(sock),
-                "--idle-timeout", "600",
-                "--max-body", str(MAX_BODY),
+                venv,
+                "relay",
+                project,
+                "--socket",
+                str(sock),
+                "--idle-timeout",
+                "600",
+                "--max-body",
+                str(MAX_BODY),
             ),
             env,
         )

@@ -3,30 +3,26 @@ with the CGI variables in its environment and the request body on its stdin."""
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import time
 import uuid
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-import pytest
-
-from it_setup import UPLOAD_SIZE, start_daemon
 import it_harness as h
+import pytest
+from it_setup import UPLOAD_SIZE, start_daemon
 
 
 class CgiFcgiResult:
     def __init__(self, returncode: int, stdout: bytes, stderr: bytes):
         self.returncode = returncode
         self.stderr = stderr
-        sep = min(
-            (i for i in (stdout.find(b"\r\n\r\n"), stdout.find(b"\n\n")) if i >= 0), default=-1
-        )
+        sep = min((i for i in (stdout.find(b"\r\n\r\n"), stdout.find(b"\n\n")) if i >= 0), default=-1)
         if sep < 0:
             raise AssertionError(f"no header/body separator in cgi-fcgi output: {stdout[:500]!r} {stderr[:500]!r}")
         head = stdout[:sep].decode("latin-1")
-        self.body = stdout[sep + (4 if stdout[sep:sep + 4] == b"\r\n\r\n" else 2):]
+        self.body = stdout[sep + (4 if stdout[sep : sep + 4] == b"\r\n\r\n" else 2) :]
         self.headers: dict[str, str] = {}
         for line in head.replace("\r\n", "\n").split("\n"):
             name, _, value = line.partition(":")
@@ -50,8 +46,9 @@ class FcgiDaemon:
     def diagnostics(self) -> str:
         return "--- daemon log ---\n" + self.backend.log()[-5000:]
 
-    def env(self, method: str, path_info: str, query: str = "", extra: dict | None = None,
-            script_name: str = h.MOUNT) -> dict[str, str]:
+    def env(
+        self, method: str, path_info: str, query: str = "", extra: dict | None = None, script_name: str = h.MOUNT
+    ) -> dict[str, str]:
         raw_path = quote(script_name + path_info, safe="/")
         env = {
             "GATEWAY_INTERFACE": "CGI/1.1",
@@ -73,8 +70,16 @@ class FcgiDaemon:
         env.update(extra or {})
         return env
 
-    def run(self, method: str, path_info: str, query: str = "", body: bytes | Path | None = None,
-            content_type: str | None = None, extra: dict | None = None, timeout: float = 120):
+    def run(
+        self,
+        method: str,
+        path_info: str,
+        query: str = "",
+        body: bytes | Path | None = None,
+        content_type: str | None = None,
+        extra: dict | None = None,
+        timeout: float = 120,
+    ):
         extra = dict(extra or {})
         if body is not None:
             size = body.stat().st_size if isinstance(body, Path) else len(body)
@@ -156,7 +161,10 @@ def test_streaming(fcgi_daemon):
     t0 = time.monotonic()
     proc = subprocess.Popen(
         ["cgi-fcgi", "-bind", "-connect", str(fcgi_daemon.sock)],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     stamps, chunks = [], []
     assert proc.stdout is not None
@@ -191,7 +199,9 @@ def test_no_mount_prefix_root_script(fcgi_daemon):
     res = subprocess.run(
         ["cgi-fcgi", "-bind", "-connect", str(fcgi_daemon.sock)],
         env=fcgi_daemon.env("GET", "/echo/root", script_name=""),
-        input=b"", capture_output=True, timeout=60,
+        input=b"",
+        capture_output=True,
+        timeout=60,
     )
     r = CgiFcgiResult(res.returncode, res.stdout, res.stderr)
     assert r.status == 200, r

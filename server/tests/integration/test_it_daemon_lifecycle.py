@@ -11,10 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from it_setup import DAEMON_THREADS, DAEMON_WORKERS, make_frontend
-import it_harness as h
-
 
 _COUNTER = itertools.count()
 
@@ -71,7 +68,10 @@ def test_kill_9_worker_under_load(kill_frontend):
             t0 = time.monotonic()
             r, info = get(fe, path)
             rec = {
-                "start": t0, "end": time.monotonic(), "path": path, "info": info,
+                "start": t0,
+                "end": time.monotonic(),
+                "path": path,
+                "info": info,
                 "ok": r is not None and r.status == 200,
                 "pid": r.json().get("pid") if r is not None and r.status == 200 else None,
             }
@@ -121,8 +121,10 @@ def test_kill_9_worker_under_load(kill_frontend):
     assert served_by_new & new_workers, (
         f"replacement worker(s) {new_workers} served nothing; pids after recovery: {served_by_new}"
     )
-    print(f"kill -9 {victim}: {len(failures)} in-flight failures of {len(records)} requests; "
-          f"replacement {sorted(new_workers)} up after {t_recovered - t_kill:.2f}s")
+    print(
+        f"kill -9 {victim}: {len(failures)} in-flight failures of {len(records)} requests; "
+        f"replacement {sorted(new_workers)} up after {t_recovered - t_kill:.2f}s"
+    )
 
 
 @pytest.fixture
@@ -131,8 +133,9 @@ def plain_frontend(request, venv, project, itbase):
 
     def make(*extra, workers=DAEMON_WORKERS, threads=DAEMON_THREADS):
         tag = f"-p{next(_COUNTER)}"
-        fe = make_frontend("proxy_fcgi", venv, project, itbase, tag=tag, daemon_extra=extra,
-                           workers=workers, threads=threads)
+        fe = make_frontend(
+            "proxy_fcgi", venv, project, itbase, tag=tag, daemon_extra=extra, workers=workers, threads=threads
+        )
         holder["fe"] = fe
         return fe
 
@@ -156,9 +159,7 @@ def test_sighup_graceful_reload(plain_frontend):
         results = [f.result() for f in slow]
     assert all(r is not None and r.status == 200 for r, _ in results), results
     assert all(r is not None and r.status == 200 for r, _ in during), during
-    replaced = wait_until(
-        lambda: (lambda w: len(w) == DAEMON_WORKERS and not (w & before))(set(master.workers())), 15
-    )
+    replaced = wait_until(lambda: (lambda w: len(w) == DAEMON_WORKERS and not (w & before))(set(master.workers())), 15)
     assert replaced, f"workers not replaced after SIGHUP: before={before} now={master.workers()}"
     assert master.alive()
     r, info = get(fe, "/echo/after-reload")

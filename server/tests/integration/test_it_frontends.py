@@ -10,10 +10,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlencode
 
-import pytest
-
-from it_setup import DAEMON_FRONTENDS, DAEMON_THREADS, DAEMON_WORKERS, PER_REQUEST_PROCESS, UPLOAD_SIZE
 import it_harness as h
+import pytest
+from it_setup import DAEMON_FRONTENDS, DAEMON_THREADS, DAEMON_WORKERS, PER_REQUEST_PROCESS, UPLOAD_SIZE
 
 AUTH = "Basic dXNlcjpww6Rzcw=="  # user:päss
 
@@ -43,9 +42,7 @@ def test_not_found_is_django_404(frontend):
 def test_post_form(frontend):
     fields = [("name", "Zoë"), ("multi", "1"), ("multi", "2"), ("empty", ""), ("sym", "a&b=c")]
     body = urlencode(fields).encode()
-    r = frontend.request(
-        "POST", "/form/", body=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
-    )
+    r = frontend.request("POST", "/form/", body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status == 200, r
     d = r.json()
     assert d["method"] == "POST"
@@ -87,7 +84,9 @@ def test_chunked_request_body(frontend):
     conn = http.client.HTTPConnection("127.0.0.1", frontend.port, timeout=60)
     try:
         conn.request(
-            "POST", h.MOUNT + "/echo/chunked", body=iter(parts),
+            "POST",
+            h.MOUNT + "/echo/chunked",
+            body=iter(parts),
             headers={"Content-Type": "application/octet-stream", "Transfer-Encoding": "chunked"},
             encode_chunked=True,
         )

@@ -3,7 +3,6 @@
 import json
 import os
 import sys
-import threading
 import time
 from wsgiref.validate import validator
 
@@ -25,9 +24,11 @@ def _plain(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"complained"]
     if path == "/late-boom":
+
         def gen():
             yield b"first part"
             raise RuntimeError("late boom")
+
         start_response("200 OK", [("Content-Type", "text/plain")])
         return gen()
     if path == "/print":
@@ -46,19 +47,20 @@ def _plain(environ, start_response):
         return [b"x" * 200000]
     body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
     info = {
-        "SCRIPT_NAME": environ["SCRIPT_NAME"], "PATH_INFO": environ["PATH_INFO"],
+        "SCRIPT_NAME": environ["SCRIPT_NAME"],
+        "PATH_INFO": environ["PATH_INFO"],
         "QUERY_STRING": environ.get("QUERY_STRING", ""),
         "CONTENT_LENGTH": environ.get("CONTENT_LENGTH", ""),
         "url_scheme": environ["wsgi.url_scheme"],
         "HTTP_AUTHORIZATION": environ.get("HTTP_AUTHORIZATION"),
         "multithread": environ["wsgi.multithread"],
         "run_once": environ["wsgi.run_once"],
-        "body_len": len(body), "body_head": body[:64].decode("latin-1"),
+        "body_len": len(body),
+        "body_head": body[:64].decode("latin-1"),
         "pid": os.getpid(),
     }
     data = json.dumps(info).encode()
-    start_response("200 OK", [("Content-Type", "application/json"),
-                              ("Content-Length", str(len(data)))])
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
     return [data]
 
 

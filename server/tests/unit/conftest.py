@@ -7,7 +7,6 @@ if SRC not in sys.path:
 
 
 import pytest  # noqa: E402
-
 from support import Daemon  # noqa: E402
 
 
@@ -19,6 +18,7 @@ def daemon(tmp_path):
         d = Daemon(tmp_path, args, name)
         started.append(d)
         return d
+
     yield start
     for d in started:
         d.stop()

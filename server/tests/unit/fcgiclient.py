@@ -55,11 +55,10 @@ class Client:
         self.send(p.encode_begin_request(request_id, role, p.KEEP_CONN if keep_conn else 0))
 
     def params(self, environ, request_id=1, split=None):
-        data = p.encode_pairs({k.encode("latin-1"): v.encode("latin-1")
-                               for k, v in environ.items()})
+        data = p.encode_pairs({k.encode("latin-1"): v.encode("latin-1") for k, v in environ.items()})
         if split:
             for i in range(0, len(data), split):
-                self.send(p.encode_record(p.PARAMS, request_id, data[i:i + split]))
+                self.send(p.encode_record(p.PARAMS, request_id, data[i : i + split]))
         else:
             self.send(p.encode_stream(p.PARAMS, request_id, data))
         self.send(p.encode_record(p.PARAMS, request_id))
@@ -108,8 +107,7 @@ class Client:
         except socket.timeout:
             return False
 
-    def request(self, path="/", method="GET", body=b"", keep_conn=False, extra=None,
-                content_length=True, request_id=1):
+    def request(self, path="/", method="GET", body=b"", keep_conn=False, extra=None, content_length=True, request_id=1):
         env = cgi_params(path, method)
         if body and content_length:
             env["CONTENT_LENGTH"] = str(len(body))
@@ -123,10 +121,16 @@ class Client:
 def cgi_params(path="/", method="GET"):
     script, query = path.partition("?")[0], path.partition("?")[2]
     return {
-        "GATEWAY_INTERFACE": "CGI/1.1", "SERVER_SOFTWARE": "Apache/2.4",
-        "REQUEST_METHOD": method, "REQUEST_URI": path, "SCRIPT_NAME": script,
-        "QUERY_STRING": query, "SERVER_NAME": "localhost", "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+        "GATEWAY_INTERFACE": "CGI/1.1",
+        "SERVER_SOFTWARE": "Apache/2.4",
+        "REQUEST_METHOD": method,
+        "REQUEST_URI": path,
+        "SCRIPT_NAME": script,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
     }
 
 

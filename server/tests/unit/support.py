@@ -22,11 +22,24 @@ class Daemon:
         self.path = str(tmp_path / (name + ".sock"))
         self.log_path = tmp_path / (name + ".log")
         self.log_file = open(self.log_path, "wb")
-        cmd = [sys.executable, "-m", "wsgate", "fastcgi", "--app", "apps:application",
-               "--bind", "unix:" + self.path, "--log-level", "info"] + list(args)
-        self.proc = subprocess.Popen(cmd, env=child_env(), stdout=self.log_file,
-                                     stderr=subprocess.STDOUT, cwd=str(tmp_path))
+        cmd = [
+            sys.executable,
+            "-m",
+            "wsgate",
+            "fastcgi",
+            "--app",
+            "apps:application",
+            "--bind",
+            "unix:" + self.path,
+            "--log-level",
+            "info",
+            *args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd, env=child_env(), stdout=self.log_file, stderr=subprocess.STDOUT, cwd=str(tmp_path)
+        )
         from fcgiclient import wait_for_socket
+
         wait_for_socket(self.path, proc=self.proc)
 
     @property

@@ -3,26 +3,33 @@ import os
 import subprocess
 import sys
 
-from support import SRC, HERE
+from support import HERE, SRC
 
 
 def cgi_env(path_info="/x", method="GET", **extra):
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": os.pathsep.join([SRC, HERE]),
-        "GATEWAY_INTERFACE": "CGI/1.1", "SERVER_SOFTWARE": "Apache/2.4",
-        "REQUEST_METHOD": method, "SCRIPT_NAME": "/cgi-bin/app.cgi",
-        "PATH_INFO": path_info, "REQUEST_URI": "/cgi-bin/app.cgi" + path_info,
-        "QUERY_STRING": "", "SERVER_NAME": "localhost", "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+        "GATEWAY_INTERFACE": "CGI/1.1",
+        "SERVER_SOFTWARE": "Apache/2.4",
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "/cgi-bin/app.cgi",
+        "PATH_INFO": path_info,
+        "REQUEST_URI": "/cgi-bin/app.cgi" + path_info,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
     }
     env.update(extra)
     return env
 
 
 def run_cgi(env, body=b"", args=("--app", "apps:application")):
-    proc = subprocess.run([sys.executable, "-m", "wsgate", "cgi", *args], input=body,
-                          env=env, capture_output=True, timeout=20)
+    proc = subprocess.run(
+        [sys.executable, "-m", "wsgate", "cgi", *args], input=body, env=env, capture_output=True, timeout=20
+    )
     return proc
 
 
@@ -33,8 +40,10 @@ def split(stdout):
 
 def test_post_with_validator():
     body = b"field=value"
-    proc = run_cgi(cgi_env("/form", "POST", CONTENT_LENGTH=str(len(body)),
-                           HTTPS="on", HTTP_AUTHORIZATION="Basic dTpw"), body + b"ignored")
+    proc = run_cgi(
+        cgi_env("/form", "POST", CONTENT_LENGTH=str(len(body)), HTTPS="on", HTTP_AUTHORIZATION="Basic dTpw"),
+        body + b"ignored",
+    )
     head, payload = split(proc.stdout)
     assert head[0] == "Status: 200 OK"
     data = json.loads(payload)
@@ -47,10 +56,11 @@ def test_post_with_validator():
 
 def test_environ_bytes_are_latin1():
     env = {k.encode(): v.encode() for k, v in cgi_env().items()}
-    env[b"PATH_INFO"] = "/caf\xe9".encode("utf-8")
+    env[b"PATH_INFO"] = "/caf\xe9".encode()
     env[b"REQUEST_URI"] = b"/cgi-bin/app.cgi/caf%C3%A9"
-    proc = subprocess.run([sys.executable, "-m", "wsgate", "cgi", "--app", "apps:application"],
-                          env=env, capture_output=True, timeout=20)
+    proc = subprocess.run(
+        [sys.executable, "-m", "wsgate", "cgi", "--app", "apps:application"], env=env, capture_output=True, timeout=20
+    )
     data = json.loads(split(proc.stdout)[1])
     assert data["PATH_INFO"] == "/caf\xc3\xa9"
     assert data["SCRIPT_NAME"] == "/cgi-bin/app.cgi"
@@ -94,18 +104,23 @@ def test_chunked_body_without_length():
 
 
 def test_body_too_large():
-    proc = run_cgi(cgi_env("/up", "POST", CONTENT_LENGTH="5000"), b"x" * 5000,
-                   args=("--app", "apps:application", "--max-body", "1K"))
-    head, body = split(proc.stdout)
+    proc = run_cgi(
+        cgi_env("/up", "POST", CONTENT_LENGTH="5000"),
+        b"x" * 5000,
+        args=("--app", "apps:application", "--max-body", "1K"),
+    )
+    head, _body = split(proc.stdout)
     assert head[0] == "Status: 413 Content Too Large"
     assert b"printed at import time" not in proc.stderr  # the app was never loaded
 
 
 def test_app_file_and_callable(tmp_path):
     script = tmp_path / "site.wsgi"
-    script.write_text("def app(environ, start_response):\n"
-                      "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
-                      "    return [b'from file']\n")
+    script.write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'from file']\n"
+    )
     proc = run_cgi(cgi_env("/"), args=("--app-file", str(script), "--callable", "app"))
     assert split(proc.stdout)[1] == b"from file"
 

@@ -42,7 +42,7 @@ def test_stderr_lines_are_records_closed_before_end_and_dropped_after(pair):
     conn.send_stdout(req, b"Status: 200 OK\r\n\r\nbody")
     assert conn.end_request(req)
     conn.send_stderr(req, b"after the end\n")
-    stdout, stderr, types = sent(conn, peer)
+    _stdout, stderr, types = sent(conn, peer)
     assert stderr == b"first line\nsecond line\n"
     assert types == [p.STDERR, p.STDERR, p.STDOUT, p.STDOUT, p.STDERR, p.END_REQUEST]
 
@@ -84,8 +84,7 @@ def test_timeout_during_the_first_write_lets_it_go_out_whole(pair):
         send_locked(data)
 
     conn._send_locked = slow_send
-    writer = threading.Thread(target=conn.send_stdout,
-                              args=(req, b"Status: 200 OK\r\n\r\nthe body"))
+    writer = threading.Thread(target=conn.send_stdout, args=(req, b"Status: 200 OK\r\n\r\nthe body"))
     writer.start()
     assert entered.wait(5)
     conn._send_locked = send_locked

@@ -1,6 +1,7 @@
 import io
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsgate.environ import LimitedInput, fix_paths
 
@@ -15,22 +16,21 @@ def test_proxypass_whole_path_in_script_name():
 
 
 def test_proxypass_with_mount_prefix():
-    assert fixed("/app", True, SCRIPT_NAME="/app/a b",
-                 REQUEST_URI="/app/a%20b?x=%2F") == ("/app", "/a b")
+    assert fixed("/app", True, SCRIPT_NAME="/app/a b", REQUEST_URI="/app/a%20b?x=%2F") == ("/app", "/a b")
     assert fixed("/app", True, SCRIPT_NAME="/other", REQUEST_URI="/other") == ("", "/other")
-    assert fixed("/app", True, SCRIPT_NAME="/application", REQUEST_URI="/application") \
-        == ("", "/application")
+    assert fixed("/app", True, SCRIPT_NAME="/application", REQUEST_URI="/application") == ("", "/application")
 
 
 def test_pathinfo_given():
-    assert fixed(SCRIPT_NAME="/cgi-bin/a.cgi", PATH_INFO="/p",
-                 REQUEST_URI="/cgi-bin/a.cgi/p?q") == ("/cgi-bin/a.cgi", "/p")
+    assert fixed(SCRIPT_NAME="/cgi-bin/a.cgi", PATH_INFO="/p", REQUEST_URI="/cgi-bin/a.cgi/p?q") == (
+        "/cgi-bin/a.cgi",
+        "/p",
+    )
     assert fixed(SCRIPT_NAME="/a.fcgi", PATH_INFO="/p", REQUEST_URI="/sub/p") == ("/sub", "/p")
 
 
 def test_cgi_script_without_path_info_keeps_script_name():
-    assert fixed(SCRIPT_NAME="/cgi-bin/a.cgi", REQUEST_URI="/cgi-bin/a.cgi") \
-        == ("/cgi-bin/a.cgi", "")
+    assert fixed(SCRIPT_NAME="/cgi-bin/a.cgi", REQUEST_URI="/cgi-bin/a.cgi") == ("/cgi-bin/a.cgi", "")
 
 
 def test_absolute_form_request_uri():
@@ -59,5 +59,7 @@ def test_limited_input():
 @given(st.binary(max_size=40))
 def test_unquote_matches_urllib(data):
     from urllib.parse import unquote_to_bytes as reference
+
     from wsgate.environ import unquote_to_bytes
+
     assert unquote_to_bytes(data) == reference(data)

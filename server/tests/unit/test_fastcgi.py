@@ -6,9 +6,9 @@ import threading
 import time
 
 import pytest
-
 from fcgiclient import Client, cgi_params, request
 from support import wait_until
+
 from wsgate import protocol as p
 
 
@@ -55,8 +55,7 @@ def test_mount_prefix_decodes_request_uri(daemon):
 
 
 def test_https_and_authorization(server):
-    data = info(request(server.path, "/", extra={"HTTPS": "on",
-                                                 "HTTP_AUTHORIZATION": "Basic dTpw"}))
+    data = info(request(server.path, "/", extra={"HTTPS": "on", "HTTP_AUTHORIZATION": "Basic dTpw"}))
     assert data["url_scheme"] == "https"
     assert data["HTTP_AUTHORIZATION"] == "Basic dTpw"
     data = info(request(server.path, "/", extra={"REQUEST_SCHEME": "https"}))
@@ -89,8 +88,9 @@ def test_params_split_across_records(server):
 
 def test_get_values(server):
     client = Client(server.path)
-    query = p.encode_pairs([(b"FCGI_MAX_CONNS", b""), (b"FCGI_MAX_REQS", b""),
-                            (b"FCGI_MPXS_CONNS", b""), (b"UNKNOWN_NAME", b"")])
+    query = p.encode_pairs(
+        [(b"FCGI_MAX_CONNS", b""), (b"FCGI_MAX_REQS", b""), (b"FCGI_MPXS_CONNS", b""), (b"UNKNOWN_NAME", b"")]
+    )
     client.send(p.encode_record(p.GET_VALUES, 0, query))
     rec = client.next_record()
     assert rec.type == p.GET_VALUES_RESULT and rec.request_id == 0
@@ -238,6 +238,7 @@ def test_overload_is_answered(daemon):
 
     def slow():
         results.append(request(d.path, "/sleep", extra={"QUERY_STRING": "1"}))
+
     threads = [threading.Thread(target=slow) for _ in range(4)]
     for t in threads:
         t.start()
@@ -266,8 +267,7 @@ def test_max_requests_counts_requests_not_connections(daemon):
 def test_graceful_stop_finishes_inflight(daemon):
     d = daemon("--workers", "1")
     result = []
-    t = threading.Thread(target=lambda: result.append(
-        request(d.path, "/sleep", extra={"QUERY_STRING": "1"})))
+    t = threading.Thread(target=lambda: result.append(request(d.path, "/sleep", extra={"QUERY_STRING": "1"})))
     t.start()
     time.sleep(0.3)
     d.proc.send_signal(signal.SIGTERM)
@@ -281,8 +281,7 @@ def test_sighup_reload_replaces_workers(daemon):
     d = daemon("--workers", "2")
     old = {info(request(d.path, "/"))["pid"] for _ in range(6)}
     result = []
-    t = threading.Thread(target=lambda: result.append(
-        request(d.path, "/sleep", extra={"QUERY_STRING": "1"})))
+    t = threading.Thread(target=lambda: result.append(request(d.path, "/sleep", extra={"QUERY_STRING": "1"})))
     t.start()
     time.sleep(0.2)
     d.proc.send_signal(signal.SIGHUP)
@@ -340,21 +339,35 @@ def test_protocol_garbage_closes_connection(server):
     assert info(request(server.path, "/still-fine"))["PATH_INFO"] == "/still-fine"
 
 
-@pytest.mark.parametrize("allowed,served", [(None, True), ("127.0.0.1", True),
-                                            ("10.9.9.9", False)])
+@pytest.mark.parametrize("allowed,served", [(None, True), ("127.0.0.1", True), ("10.9.9.9", False)])
 def test_tcp_bind_and_web_server_addrs(allowed, served):
     import subprocess
     import sys
+
     from support import child_env
+
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
     env = child_env(**({"FCGI_WEB_SERVER_ADDRS": allowed} if allowed else {}))
-    proc = subprocess.Popen([sys.executable, "-m", "wsgate", "fastcgi", "--app",
-                             "apps:application", "--bind", "tcp:127.0.0.1:%d" % port,
-                             "--workers", "1"],
-                            env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wsgate",
+            "fastcgi",
+            "--app",
+            "apps:application",
+            "--bind",
+            "tcp:127.0.0.1:%d" % port,
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         client = wait_until(lambda: _tcp_client(port), timeout=5)
         assert client
@@ -377,7 +390,9 @@ def _tcp_client(port):
 def test_systemd_socket_activation(tmp_path):
     import subprocess
     import sys
+
     from support import child_env
+
     path = str(tmp_path / "sd.sock")
     launcher = (
         "import os, socket, sys\n"
@@ -388,9 +403,11 @@ def test_systemd_socket_activation(tmp_path):
         "os.set_inheritable(3, True)\n"
         "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()))\n"
         "os.execv(sys.executable, [sys.executable, '-m', 'wsgate', 'fastcgi', '--app',"
-        " 'apps:application', '--workers', '1'])\n" % path)
-    proc = subprocess.Popen([sys.executable, "-c", launcher], env=child_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        " 'apps:application', '--workers', '1'])\n" % path
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", launcher], env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         assert wait_until(lambda: _try_pid(path))
         assert info(request(path, "/sd"))["PATH_INFO"] == "/sd"

@@ -1,5 +1,4 @@
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -9,6 +8,7 @@ import time
 
 from fcgiclient import Client, cgi_params, request
 from support import child_env, wait_until
+
 from wsgate import protocol as p
 
 
@@ -18,10 +18,13 @@ def start(tmp_path, *args):
     listener.bind(path)
     listener.listen(8)
     log = open(tmp_path / "fcgid.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "wsgate", "fcgid", "--app", "apps:application",
-                             "--log-level", "info", *args],
-                            stdin=listener.fileno(), stdout=log, stderr=subprocess.STDOUT,
-                            env=child_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsgate", "fcgid", "--app", "apps:application", "--log-level", "info", *args],
+        stdin=listener.fileno(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=child_env(),
+    )
     listener.close()
     log.close()
     return proc, path
@@ -46,9 +49,18 @@ def stop(proc):
 def test_requests_one_at_a_time(tmp_path):
     proc, path = start(tmp_path)
     try:
-        data = json.loads(request(path, "/a.fcgi/x", extra={
-            "SCRIPT_NAME": "/a.fcgi", "PATH_INFO": "/x", "REQUEST_URI": "/a.fcgi/x",
-            "HTTP_AUTHORIZATION": "Basic dTpw"}).body)
+        data = json.loads(
+            request(
+                path,
+                "/a.fcgi/x",
+                extra={
+                    "SCRIPT_NAME": "/a.fcgi",
+                    "PATH_INFO": "/x",
+                    "REQUEST_URI": "/a.fcgi/x",
+                    "HTTP_AUTHORIZATION": "Basic dTpw",
+                },
+            ).body
+        )
         assert (data["SCRIPT_NAME"], data["PATH_INFO"]) == ("/a.fcgi", "/x")
         assert data["multithread"] is False
         assert data["HTTP_AUTHORIZATION"] == "Basic dTpw"
@@ -58,8 +70,9 @@ def test_requests_one_at_a_time(tmp_path):
         # a second connection waits while the first request runs
         replies = []
         started = time.monotonic()
-        threads = [threading.Thread(target=lambda: replies.append(
-            fcgid_request(path, "/sleep", "0.4"))) for _ in range(2)]
+        threads = [
+            threading.Thread(target=lambda: replies.append(fcgid_request(path, "/sleep", "0.4"))) for _ in range(2)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -103,8 +116,7 @@ def test_sigterm_during_request_finishes_it(tmp_path):
     try:
         assert request(path, "/warm").status == 200
         result = []
-        t = threading.Thread(target=lambda: result.append(
-            fcgid_request(path, "/sleep", "0.6")))
+        t = threading.Thread(target=lambda: result.append(fcgid_request(path, "/sleep", "0.6")))
         t.start()
         time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
@@ -136,9 +148,11 @@ def test_abort_and_app_error(tmp_path):
 
 
 def test_not_started_by_fcgid(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "wsgate", "fcgid", "--app", "apps:application"],
-                          stdin=subprocess.DEVNULL, capture_output=True, env=child_env(),
-                          timeout=20)
+    proc = subprocess.run(
+        [sys.executable, "-m", "wsgate", "fcgid", "--app", "apps:application"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=child_env(),
+        timeout=20,
+    )
     assert proc.returncode == 2 and b"mod_fcgid" in proc.stderr
-
-

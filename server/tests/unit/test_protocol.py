@@ -1,7 +1,8 @@
 import struct
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsgate import protocol as p
 
@@ -43,7 +44,7 @@ def test_reader_byte_by_byte():
     reader = p.RecordReader()
     got = []
     for i in range(len(wire)):
-        got += reader.feed(wire[i:i + 1])
+        got += reader.feed(wire[i : i + 1])
     assert [(r.type, r.request_id) for r in got] == [(p.BEGIN_REQUEST, 1), (p.PARAMS, 1)]
     assert p.BEGIN_BODY.unpack(got[0].content) == (p.RESPONDER, p.KEEP_CONN)
     assert reader.pending == 0
@@ -65,12 +66,15 @@ def test_unknown_type_body():
     assert (rec.type, rec.request_id, rec.content[0]) == (p.UNKNOWN_TYPE, 0, 42)
 
 
-@pytest.mark.parametrize("nlen,vlen,header", [
-    (1, 127, 2),
-    (127, 128, 5),
-    (128, 0, 5),
-    (200, 70000, 8),
-])
+@pytest.mark.parametrize(
+    "nlen,vlen,header",
+    [
+        (1, 127, 2),
+        (127, 128, 5),
+        (128, 0, 5),
+        (200, 70000, 8),
+    ],
+)
 def test_pair_length_encoding(nlen, vlen, header):
     name, value = b"n" * nlen, b"v" * vlen
     enc = p.encode_pair(name, value)
@@ -86,7 +90,7 @@ def test_pair_length_encoding(nlen, vlen, header):
 def test_pairs_straddling_records():
     pairs = {b"HTTP_X_BIG": b"y" * 300, b"SCRIPT_NAME": b"/app", b"": b""}
     data = p.encode_pairs(pairs)
-    wire = b"".join(p.encode_record(p.PARAMS, 1, data[i:i + 7]) for i in range(0, len(data), 7))
+    wire = b"".join(p.encode_record(p.PARAMS, 1, data[i : i + 7]) for i in range(0, len(data), 7))
     wire += p.encode_record(p.PARAMS, 1, b"")
     stream = p.StreamBuffer(1 << 20)
     done = False
@@ -122,8 +126,7 @@ def test_stream_buffer_limit_and_end():
 
 # -- property-based --------------------------------------------------------
 
-records = st.tuples(
-    st.integers(1, 11), st.integers(0, 0xFFFF), st.binary(max_size=300))
+records = st.tuples(st.integers(1, 11), st.integers(0, 0xFFFF), st.binary(max_size=300))
 
 
 @settings(max_examples=200, deadline=1000)
@@ -134,7 +137,7 @@ def test_roundtrip_any_chunking(recs, cuts):
     got, pos, k = [], 0, 0
     while pos < len(wire):
         step = cuts[k % len(cuts)]
-        got += reader.feed(wire[pos:pos + step])
+        got += reader.feed(wire[pos : pos + step])
         pos += step
         k += 1
     assert [(r.type, r.request_id, r.content) for r in got] == recs
@@ -181,4 +184,4 @@ def test_pairs_forged_lengths(nlen, vlen, tail):
         with pytest.raises(p.ProtocolError):
             next(pairs)
     else:
-        assert next(pairs) == (tail[:nlen], tail[nlen:nlen + vlen])
+        assert next(pairs) == (tail[:nlen], tail[nlen : nlen + vlen])

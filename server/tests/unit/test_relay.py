@@ -6,8 +6,7 @@ import sys
 import threading
 
 import pytest
-
-from support import SRC, HERE, wait_until
+from support import SRC, wait_until
 from test_cgi import cgi_env, split
 
 
@@ -32,13 +31,26 @@ def relay(tmp_path):
     sock = str(tmp_path / "relay.sock")
 
     def run(path_info="/x", *args, body=b"", env=None, python_flags=()):
-        environ = cgi_env(path_info, "POST" if body else "GET",
-                          **({"CONTENT_LENGTH": str(len(body))} if body else {}))
+        environ = cgi_env(path_info, "POST" if body else "GET", **({"CONTENT_LENGTH": str(len(body))} if body else {}))
         environ.update(env or {})
-        cmd = [sys.executable, *python_flags, "-m", "wsgate", "relay", "--app",
-               "apps:application", "--socket", sock, "--idle-timeout", "5",
-               "--start-timeout", "10", *args]
+        cmd = [
+            sys.executable,
+            *python_flags,
+            "-m",
+            "wsgate",
+            "relay",
+            "--app",
+            "apps:application",
+            "--socket",
+            sock,
+            "--idle-timeout",
+            "5",
+            "--start-timeout",
+            "10",
+            *args,
+        ]
         return subprocess.run(cmd, input=body, env=environ, capture_output=True, timeout=30)
+
     run.sock = sock
     yield run
     for pid in backends(str(tmp_path)):
@@ -75,8 +87,7 @@ def test_concurrent_first_requests_start_one_backend(relay, tmp_path):
         t.join(30)
     pids = {body_of(r)["pid"] for r in results}
     assert len(results) == 3 and len(pids) == 1
-    masters = [pid for pid in backends(str(tmp_path))
-               if open("/proc/%d/stat" % pid).read().split()[3] == "1"]
+    masters = [pid for pid in backends(str(tmp_path)) if open("/proc/%d/stat" % pid).read().split()[3] == "1"]
     assert len(masters) == 1
 
 
@@ -93,8 +104,18 @@ def test_backend_errors_reach_the_relay_stderr(relay):
 
 def test_fallback_in_process_when_backend_cannot_start(tmp_path):
     environ = cgi_env("/fallback")
-    cmd = [sys.executable, "-m", "wsgate", "relay", "--app", "apps:application",
-           "--socket", str(tmp_path / "missing-dir" / "x.sock"), "--start-timeout", "0.5"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "wsgate",
+        "relay",
+        "--app",
+        "apps:application",
+        "--socket",
+        str(tmp_path / "missing-dir" / "x.sock"),
+        "--start-timeout",
+        "0.5",
+    ]
     proc = subprocess.run(cmd, env=environ, capture_output=True, timeout=30)
     data = body_of(proc)
     assert data["run_once"] is True and data["PATH_INFO"] == "/fallback"
@@ -102,17 +123,41 @@ def test_fallback_in_process_when_backend_cannot_start(tmp_path):
 
 
 def test_fallback_when_backend_dies_at_start(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "wsgate", "relay", "--app", "no_such_module:app",
-                           "--socket", str(tmp_path / "b.sock"), "--start-timeout", "5"],
-                          env=cgi_env("/"), capture_output=True, timeout=30)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wsgate",
+            "relay",
+            "--app",
+            "no_such_module:app",
+            "--socket",
+            str(tmp_path / "b.sock"),
+            "--start-timeout",
+            "5",
+        ],
+        env=cgi_env("/"),
+        capture_output=True,
+        timeout=30,
+    )
     assert split(proc.stdout)[0][0] == "Status: 500 Internal Server Error"
     assert b"backend exited during start-up" in proc.stderr
 
 
 def test_backend_exits_after_idle_timeout(tmp_path):
     sock = str(tmp_path / "idle.sock")
-    cmd = [sys.executable, "-m", "wsgate", "relay", "--app", "apps:application",
-           "--socket", sock, "--idle-timeout", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "wsgate",
+        "relay",
+        "--app",
+        "apps:application",
+        "--socket",
+        sock,
+        "--idle-timeout",
+        "1",
+    ]
     body_of(subprocess.run(cmd, env=cgi_env("/"), capture_output=True, timeout=30))
     assert backends(str(tmp_path))
     assert wait_until(lambda: not backends(str(tmp_path)), timeout=8)
@@ -123,14 +168,30 @@ def test_backend_exits_after_idle_timeout(tmp_path):
         os.kill(pid, signal.SIGKILL)
 
 
-HEAVY = ("tempfile", "threading", "urllib.parse", "wsgiref", "traceback", "argparse",
-         "logging", "subprocess", "re", "enum", "socket", "selectors", "fcntl",
-         "wsgate.cgi", "wsgate.environ", "apps")
+HEAVY = (
+    "tempfile",
+    "threading",
+    "urllib.parse",
+    "wsgiref",
+    "traceback",
+    "argparse",
+    "logging",
+    "subprocess",
+    "re",
+    "enum",
+    "socket",
+    "selectors",
+    "fcntl",
+    "wsgate.cgi",
+    "wsgate.environ",
+    "apps",
+)
 
 
 def imported_modules(proc):
-    return {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines()
-            if line.startswith("import time:")}
+    return {
+        line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines() if line.startswith("import time:")
+    }
 
 
 def test_relay_imports_stay_light(relay):
@@ -144,16 +205,17 @@ def test_relay_imports_stay_light(relay):
 
 def relay_script(path, *args):
     """The relay script the README recommends: python -S and wsgate's directory on sys.path."""
-    path.write_text("#!%s -S\nimport sys\n\nsys.path.insert(0, %r)\nfrom wsgate.cli import main\n\n"
-                    "sys.exit(main(%r))\n" % (sys.executable, SRC, ["relay", *args]))
+    path.write_text(
+        "#!%s -S\nimport sys\n\nsys.path.insert(0, %r)\nfrom wsgate.cli import main\n\n"
+        "sys.exit(main(%r))\n" % (sys.executable, SRC, ["relay", *args])
+    )
     path.chmod(0o755)
     return str(path)
 
 
 def test_relay_script_skips_site_and_stays_light(relay, tmp_path):
     relay("/warm")
-    script = relay_script(tmp_path / "app.cgi", "--app", "apps:application",
-                          "--socket", relay.sock)
+    script = relay_script(tmp_path / "app.cgi", "--app", "apps:application", "--socket", relay.sock)
     env = cgi_env("/scripted", PYTHONPROFILEIMPORTTIME="1")
     proc = subprocess.run([script], env=env, capture_output=True, timeout=30)
     assert body_of(proc)["PATH_INFO"] == "/scripted"
@@ -164,12 +226,21 @@ def test_relay_script_skips_site_and_stays_light(relay, tmp_path):
 
 def test_relay_script_fallback_gets_site_packages(tmp_path):
     app = tmp_path / "needs_site.py"
-    app.write_text("import pytest  # installed in site-packages\n\n"
-                   "def application(environ, start_response):\n"
-                   "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
-                   "    return [b'found ' + pytest.__name__.encode()]\n")
-    script = relay_script(tmp_path / "app.cgi", "--app-file", str(app), "--socket",
-                          str(tmp_path / "missing-dir" / "x.sock"), "--start-timeout", "0.5")
+    app.write_text(
+        "import pytest  # installed in site-packages\n\n"
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'found ' + pytest.__name__.encode()]\n"
+    )
+    script = relay_script(
+        tmp_path / "app.cgi",
+        "--app-file",
+        str(app),
+        "--socket",
+        str(tmp_path / "missing-dir" / "x.sock"),
+        "--start-timeout",
+        "0.5",
+    )
     proc = subprocess.run([script], env=cgi_env("/"), capture_output=True, timeout=30)
     assert split(proc.stdout)[1] == b"found pytest", proc.stderr
     assert b"in-process" in proc.stderr
@@ -178,8 +249,7 @@ def test_relay_script_fallback_gets_site_packages(tmp_path):
 def test_default_socket_is_private(tmp_path):
     env = cgi_env("/")
     env["XDG_RUNTIME_DIR"] = str(tmp_path)
-    cmd = [sys.executable, "-m", "wsgate", "relay", "--app", "apps:application",
-           "--idle-timeout", "1"]
+    cmd = [sys.executable, "-m", "wsgate", "relay", "--app", "apps:application", "--idle-timeout", "1"]
     body_of(subprocess.run(cmd, env=env, capture_output=True, timeout=30))
     directory = tmp_path / "wsgate"
     assert directory.stat().st_mode & 0o777 == 0o700

@@ -14,6 +14,7 @@ def test_single_item_list_gets_content_length():
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"hello"]
+
     assert run_app(app, {}, response) == "ok"
     assert sent == [b"Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"]
 
@@ -27,6 +28,7 @@ def test_headers_wait_for_first_non_empty_chunk_and_stream():
         assert sent == []
         yield b"a"
         yield b"b"
+
     assert run_app(app, {}, response) == "ok"
     assert sent == [b"Status: 200 OK\r\n\r\na", b"b"]
 
@@ -37,6 +39,7 @@ def test_empty_body_sends_headers_with_zero_length():
     def app(environ, start_response):
         start_response("204 No Content", [])
         return []
+
     run_app(app, {}, response)
     assert sent == [b"Status: 204 No Content\r\nContent-Length: 0\r\n\r\n"]
 
@@ -47,24 +50,29 @@ def test_latin1_header_values():
     def app(environ, start_response):
         start_response("200 OK", [("X-Name", "caf\xe9")])
         return [b"x"]
+
     run_app(app, {}, response)
     assert b"X-Name: caf\xe9\r\n" in sent[0]
 
 
-@pytest.mark.parametrize("status,headers", [
-    ("200", []),
-    ("OK 200", []),
-    ("200 OK\r\nX: y", []),
-    ("200 OK", [("Bad Name", "v")]),
-    ("200 OK", [("X", "a\r\nInjected: 1")]),
-    ("200 OK", [("X", 1)]),
-])
+@pytest.mark.parametrize(
+    "status,headers",
+    [
+        ("200", []),
+        ("OK 200", []),
+        ("200 OK\r\nX: y", []),
+        ("200 OK", [("Bad Name", "v")]),
+        ("200 OK", [("X", "a\r\nInjected: 1")]),
+        ("200 OK", [("X", 1)]),
+    ],
+)
 def test_invalid_status_or_headers_give_500(status, headers, capfd):
     sent, response = collect()
 
     def app(environ, start_response):
         start_response(status, headers)
         return [b"never"]
+
     assert run_app(app, {}, response) == "error"
     assert sent[0].startswith(b"Status: 500 Internal Server Error\r\n")
     assert b"never" not in b"".join(sent)
@@ -79,19 +87,22 @@ def test_exc_info_replaces_headers_before_sending():
             raise ValueError("x")
         except ValueError:
             import sys
+
             start_response("503 Busy", [("Retry-After", "1")], sys.exc_info())
         return [b"busy"]
+
     assert run_app(app, {}, response) == "ok"
     assert sent[0].startswith(b"Status: 503 Busy\r\nRetry-After: 1\r\n")
 
 
 def test_second_start_response_without_exc_info_is_an_error():
-    sent, response = collect()
+    _sent, response = collect()
 
     def app(environ, start_response):
         start_response("200 OK", [])
         start_response("200 OK", [])
         return [b""]
+
     assert run_app(app, {}, response) == "error"
 
 
@@ -110,6 +121,7 @@ def test_error_after_headers_keeps_single_header_block_and_closes():
     def app(environ, start_response):
         start_response("200 OK", [])
         return Body()
+
     assert run_app(app, {}, response) == "error"
     assert b"".join(sent) == b"Status: 200 OK\r\n\r\npart"
     assert closed == [True]
@@ -121,6 +133,7 @@ def test_str_body_is_rejected():
     def app(environ, start_response):
         start_response("200 OK", [])
         return ["text"]
+
     assert run_app(app, {}, response) == "error"
     assert sent[0].startswith(b"Status: 500")
 
@@ -143,6 +156,7 @@ def test_disconnect_stops_iteration_and_closes():
     def app(environ, start_response):
         start_response("200 OK", [])
         return Body()
+
     assert run_app(app, {}, Response(send)) == "aborted"
     assert closed == [True] and len(produced) == 1
 
@@ -157,6 +171,7 @@ def test_should_stop_is_checked_between_chunks():
             if i == 3:
                 stop.append(True)
             yield b"%d" % i
+
     assert run_app(app, {}, response, should_stop=lambda: bool(stop)) == "aborted"
     assert b"".join(sent).endswith(b"012")
 
@@ -167,5 +182,6 @@ def test_hop_by_hop_headers_are_dropped():
     def app(environ, start_response):
         start_response("200 OK", [("Connection", "close"), ("X-Kept", "1")])
         return [b"x"]
+
     assert run_app(app, {}, response) == "ok"
     assert b"Connection" not in sent[0] and b"X-Kept: 1\r\n" in sent[0]

@@ -8,6 +8,7 @@ TESTSITE_DB_DIR            when set, an sqlite database is kept in that director
                            otherwise the site runs without a database
 TESTSITE_SECRET_KEY        secret key (a fixed test key by default)
 """
+
 import os
 from pathlib import Path
 

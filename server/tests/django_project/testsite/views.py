@@ -1,6 +1,6 @@
 """Views exercised through every front end (and by the benchmark)."""
+
 import hashlib
-import json
 import os
 import time
 

@@ -5,6 +5,7 @@ environ values the gateway passed (Django overwrites ``META['PATH_INFO']`` and
 ``META['SCRIPT_NAME']`` with decoded text), so the echo view can show exactly
 what the gateway produced.
 """
+
 import os
 
 from django.core.wsgi import get_wsgi_application
