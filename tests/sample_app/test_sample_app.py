@@ -220,23 +220,26 @@ def dump_settings(run_app_python, names, **env):
     return json.loads(result.stdout)
 
 
+DEPLOY_SETTINGS = [
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS",
+    "STATIC_URL",
+    "MEDIA_URL",
+    "STATIC_ROOT",
+    "MEDIA_ROOT",
+    "SECURE_SSL_REDIRECT",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_HSTS_SECONDS",
+    "SILENCED_SYSTEM_CHECKS",
+]
+
+
 def test_settings_defaults(run_app_python, app_dir):
     values = dump_settings(
         run_app_python,
-        [
-            "DEBUG",
-            "ALLOWED_HOSTS",
-            "CSRF_TRUSTED_ORIGINS",
-            "STATIC_URL",
-            "MEDIA_URL",
-            "STATIC_ROOT",
-            "MEDIA_ROOT",
-            "SECURE_SSL_REDIRECT",
-            "SESSION_COOKIE_SECURE",
-            "CSRF_COOKIE_SECURE",
-            "SECURE_HSTS_SECONDS",
-            "SILENCED_SYSTEM_CHECKS",
-        ],
+        DEPLOY_SETTINGS,
     )
     assert values["DEBUG"] is False
     assert values["ALLOWED_HOSTS"] == []
@@ -258,20 +261,7 @@ def test_settings_defaults(run_app_python, app_dir):
 def test_settings_from_environment(run_app_python, tmp_path):
     values = dump_settings(
         run_app_python,
-        [
-            "DEBUG",
-            "ALLOWED_HOSTS",
-            "CSRF_TRUSTED_ORIGINS",
-            "STATIC_URL",
-            "MEDIA_URL",
-            "STATIC_ROOT",
-            "MEDIA_ROOT",
-            "SECURE_SSL_REDIRECT",
-            "SESSION_COOKIE_SECURE",
-            "CSRF_COOKIE_SECURE",
-            "SECURE_HSTS_SECONDS",
-            "SILENCED_SYSTEM_CHECKS",
-        ],
+        DEPLOY_SETTINGS,
         DJANGO_DEBUG="Yes",
         DJANGO_ALLOWED_HOSTS="example.com, www.example.com,",
         DJANGO_CSRF_TRUSTED_ORIGINS="https://example.com,https://www.example.com",
@@ -292,7 +282,16 @@ def test_settings_from_environment(run_app_python, tmp_path):
     assert values["SESSION_COOKIE_SECURE"] is True
     assert values["CSRF_COOKIE_SECURE"] is True
     assert values["SECURE_HSTS_SECONDS"] > 0
-    assert values["SILENCED_SYSTEM_CHECKS"] == []
+    assert sorted(values["SILENCED_SYSTEM_CHECKS"]) == ["security.W005", "security.W021"]
+
+
+def test_check_deploy_passes_with_ssl(run_app_python):
+    code = (
+        "import django; django.setup(); from django.core.management import call_command; "
+        "call_command('check', deploy=True, fail_level='WARNING')"
+    )
+    result = run_app_python(code, DJANGO_SECRET_KEY=secrets.token_urlsafe(50), DJANGO_SECURE_SSL="on")
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("value", ["", "0", "false", "no", "off", "nonsense"])
