@@ -290,7 +290,9 @@ def test_check_deploy_passes_with_ssl(run_app_python):
         "import django; django.setup(); from django.core.management import call_command; "
         "call_command('check', deploy=True, fail_level='WARNING')"
     )
-    result = run_app_python(code, DJANGO_SECRET_KEY=secrets.token_urlsafe(50), DJANGO_SECURE_SSL="on")
+    result = run_app_python(
+        code, DJANGO_SECRET_KEY=secrets.token_urlsafe(50), DJANGO_SECURE_SSL="on", DJANGO_ALLOWED_HOSTS="example.com"
+    )
     assert result.returncode == 0, result.stderr
 
 
