@@ -93,9 +93,9 @@ def test_upload_is_stored_and_served_back(host, site):
 
 def test_served_by_reports_the_expected_mode(site, expected_mode):
     served = site.json("/served-by/")
-    assert served["gateway_interface"] == "CGI/1.1"
     assert served["parent_process_name"] == "apache2"
     if expected_mode == "embedded":
+        assert served["gateway_interface"] == "CGI/1.1"
         assert served["mod_wsgi_process_group"] == ""
         assert served["process_name"] == "apache2"
         assert served["process_title"].endswith("apache2")
@@ -106,6 +106,9 @@ def test_served_by_reports_the_expected_mode(site, expected_mode):
         assert served["process_title"] == f"(wsgi:{APP})"
         assert served["user"] == APP_USER
         assert served["wsgi_multithread"] is True
+        # GATEWAY_INTERFACE is not checked here: the pip-built mod_wsgi 6.x
+        # of this scenario leaves it out of daemon requests (Debian's 5.0.2
+        # passes it).
 
 
 def test_code_is_not_writable_by_apache(host):
