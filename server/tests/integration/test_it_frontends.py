@@ -216,5 +216,3 @@ def test_concurrent_requests(frontend):
     if frontend.name in DAEMON_FRONTENDS:
         # workers x threads requests of 1 s each run side by side, not one after the other
         assert elapsed < 3.5, f"{budget} concurrent 1 s requests took {elapsed:.1f}s"
-        pids = {r.json()["pid"] for r in results}
-        assert len(pids) >= 1
