@@ -58,6 +58,7 @@ class Request:
         "deadline",
         "declared_length",
         "finished",
+        "held",
         "id",
         "keep_conn",
         "log",
@@ -84,6 +85,7 @@ class Request:
         self.finished = False
         self.stdout_sent = False
         self.stderr_sent = False
+        self.held = b""
         self.log = log
         self.deadline = None
         self.counts = True
@@ -122,13 +124,14 @@ class Connection:
 
     # -- input ------------------------------------------------------------
 
-    def receive(self):
+    def receive(self, flags=0):
         """Read what is available; a list of ("run"|"done", Request), None at EOF.
 
+        flags go to recv() (socket.MSG_DONTWAIT from an event loop).
         Raises ProtocolError for bytes that are not FastCGI.
         """
         try:
-            data = self.sock.recv(65536)
+            data = self.sock.recv(65536, flags)
         except (BlockingIOError, InterruptedError):
             return []
         except OSError:
@@ -273,14 +276,20 @@ class Connection:
         with self.lock:
             self._send_locked(data)
 
-    def send_stdout(self, req, data):
+    def send_stdout(self, req, data, last=False):
+        """Send a part of req's response; with last, hold it back to go out with END_REQUEST."""
         with self.lock:
             if req.finished:
                 raise ClientDisconnected("request already ended (timed out)")
             if req.aborted:
                 raise ClientDisconnected("request aborted by the web server")
             req.stdout_sent = True
-            self._send_locked(p.encode_stream(p.STDOUT, req.id, data))
+            data = req.held + p.encode_stream(p.STDOUT, req.id, data)
+            if last:
+                req.held = data
+            else:
+                req.held = b""
+                self._send_locked(data)
 
     def send_stderr(self, req, data):
         """A log event of req for the web server's error log; dropped once req has ended.
@@ -305,7 +314,8 @@ class Connection:
         if self.request is req:
             # Before sending: the peer may start the next request at once.
             self.request = None
-        data = p.encode_stream(p.STDOUT, req.id, head) + p.encode_record(p.STDOUT, req.id)
+        data = req.held + p.encode_stream(p.STDOUT, req.id, head) + p.encode_record(p.STDOUT, req.id)
+        req.held = b""
         if req.stderr_sent:
             data += p.encode_record(p.STDERR, req.id)
         try:
@@ -370,7 +380,7 @@ def run_request(req, app, poll=None):
         multiprocess=settings.multiprocess,
         run_once=False,
     )
-    response = Response(lambda data: conn.send_stdout(req, data))
+    response = Response(lambda data: conn.send_stdout(req, data), lambda data: conn.send_stdout(req, data, last=True))
 
     def should_stop():
         if poll is not None:

@@ -53,12 +53,16 @@ def error_head(status, extra_headers=()):
 class Response:
     """start_response(), write() and the header block for one request."""
 
-    def __init__(self, send):
+    def __init__(self, send, send_last=None):
         self._send = send
+        # For the bytes that complete the body: the front end may hold them
+        # back to go out with the end of the request, in one write.
+        self._send_last = send_last or send
         self.status = None
         self.headers = None
         self.headers_sent = False
         self.length_hint = None
+        self.body_left = None
 
     def start_response(self, status, headers, exc_info=None):
         if exc_info:
@@ -91,18 +95,32 @@ class Response:
             lines.append("Content-Length: %d" % self.length_hint)
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
+    def _declared_length(self):
+        for name, value in self.headers:
+            if name.lower() == "content-length":
+                value = value.strip()
+                return int(value) if value.isdigit() else None
+        return self.length_hint
+
     def write(self, data):
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError("the application must produce bytes, got %s" % type(data).__name__)
         if self.status is None:
             raise AssertionError("write() before start_response()")
+        if not data:
+            return
         if self.headers_sent:
-            if data:
-                self._send(bytes(data))
-        elif data:
-            head = self._head()
+            chunk = bytes(data)
+        else:
+            chunk = self._head() + data
             self.headers_sent = True
-            self._send(head + data)
+            self.body_left = self._declared_length()
+        if self.body_left is not None:
+            self.body_left -= len(data)
+            if self.body_left == 0:
+                self._send_last(chunk)
+                return
+        self._send(chunk)
 
     def finish(self):
         """Send the headers if the body was empty."""
@@ -113,7 +131,7 @@ class Response:
                 self.length_hint = 0
             head = self._head()
             self.headers_sent = True
-            self._send(head)
+            self._send_last(head)
 
     def send_error(self, status, extra_headers=()):
         """A plain error page when nothing was sent yet; True when it was sent."""

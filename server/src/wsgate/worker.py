@@ -14,6 +14,7 @@ import queue
 import selectors
 import signal
 import socket
+import struct
 import threading
 import time
 
@@ -26,6 +27,20 @@ LOOP_TICK = 1.0
 ACCEPT_DEFER = 0.05
 FRESH_CONNECTION_GRACE = 2.0
 SOCKET_TIMEOUT = 300.0
+_TIMEVAL = struct.Struct("@ll")
+
+
+def _limit_send_time(sock):
+    """Bound how long a send may block on a stalled peer.
+
+    A socket timeout would do, but Python then polls before every recv and
+    send; the kernel's send timeout costs nothing per call. Reads never
+    block: the loop only reads what the selector reported, with MSG_DONTWAIT.
+    """
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _TIMEVAL.pack(int(SOCKET_TIMEOUT), 0))
+    except (OSError, AttributeError):
+        sock.settimeout(SOCKET_TIMEOUT)
 
 
 class Worker:
@@ -52,6 +67,7 @@ class Worker:
         self.parent_pid = parent_pid
         self.jobs = queue.SimpleQueue()
         self.done = queue.SimpleQueue()
+        self.wake_pending = False
         self.connections = {}
         self.in_app = set()
         self.expired = set()
@@ -194,7 +210,7 @@ class Worker:
                 log.warn("refusing connection from %s (not in FCGI_WEB_SERVER_ADDRS)", peer)
                 sock.close()
                 return True
-        sock.settimeout(SOCKET_TIMEOUT)
+        _limit_send_time(sock)
         conn = Connection(sock, self.settings)
         conn.accepted_at = time.monotonic()
         self.connections[conn.fileno()] = conn
@@ -209,14 +225,14 @@ class Worker:
 
     def _drain_wake(self):
         try:
-            while os.read(self.wake_r, 512):
+            while len(os.read(self.wake_r, 512)) == 512:
                 pass
         except (BlockingIOError, InterruptedError):
             pass
 
     def _on_readable(self, conn):
         try:
-            events = conn.receive()
+            events = conn.receive(socket.MSG_DONTWAIT)
         except p.ProtocolError as exc:
             log.warn("closing connection: %s", exc)
             events = None
@@ -295,12 +311,16 @@ class Worker:
                     req.log.exception("%s: internal error", req.describe())
                     req.conn.fail(req, "500 Internal Server Error", 1)
             self.done.put(req)
-            try:
-                os.write(self.wake_w, b".")
-            except OSError:
-                pass
+            if not self.wake_pending:
+                # One wake-up covers every request done before the loop collects.
+                self.wake_pending = True
+                try:
+                    os.write(self.wake_w, b".")
+                except OSError:
+                    pass
 
     def _collect_done(self):
+        self.wake_pending = False
         while True:
             try:
                 req = self.done.get_nowait()

@@ -110,3 +110,32 @@ def test_fail_after_output_only_ends_the_request(pair):
     stdout, _, types = sent(conn, peer)
     assert stdout == b"Status: 200 OK\r\n\r\npart"
     assert types.count(p.END_REQUEST) == 1
+
+
+def test_held_output_goes_out_with_the_end_in_one_write(pair):
+    conn, req, peer = pair
+    writes = []
+    send_locked = conn._send_locked
+
+    def counting(data):
+        writes.append(data)
+        send_locked(data)
+
+    conn._send_locked = counting
+    conn.send_stdout(req, b"Status: 200 OK\r\nContent-Length: 4\r\n\r\nbody", last=True)
+    assert writes == []
+    assert conn.end_request(req)
+    stdout, _, types = sent(conn, peer)
+    assert len(writes) == 1
+    assert stdout == b"Status: 200 OK\r\nContent-Length: 4\r\n\r\nbody"
+    assert types == [p.STDOUT, p.STDOUT, p.END_REQUEST]
+
+
+def test_output_after_held_output_sends_both_in_order(pair):
+    conn, req, peer = pair
+    conn.send_stdout(req, b"Status: 200 OK\r\n\r\nfirst", last=True)
+    conn.send_stdout(req, b" second")
+    assert conn.fail(req, "500 Internal Server Error", 1)
+    stdout, _, types = sent(conn, peer)
+    assert stdout == b"Status: 200 OK\r\n\r\nfirst second"
+    assert types.count(p.END_REQUEST) == 1

@@ -185,3 +185,29 @@ def test_hop_by_hop_headers_are_dropped():
 
     assert run_app(app, {}, response) == "ok"
     assert b"Connection" not in sent[0] and b"X-Kept: 1\r\n" in sent[0]
+
+
+def test_the_bytes_that_complete_the_declared_length_go_to_send_last():
+    sent, last = [], []
+    response = Response(sent.append, last.append)
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", "4")])
+        yield b"ab"
+        yield b"cd"
+
+    assert run_app(app, {}, response) == "ok"
+    assert sent == [b"Status: 200 OK\r\nContent-Length: 4\r\n\r\nab"]
+    assert last == [b"cd"]
+
+
+def test_a_stream_without_length_is_never_held_back():
+    sent, last = [], []
+    response = Response(sent.append, last.append)
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        yield b"ab"
+
+    assert run_app(app, {}, response) == "ok"
+    assert sent == [b"Status: 200 OK\r\n\r\nab"] and last == []
