@@ -72,6 +72,7 @@ class Worker:
         self.in_app = set()
         self.expired = set()
         self.handled = 0
+        self.started = 0
         self.stopping = None
         self.stop_requested = False
         self.listening = False
@@ -273,8 +274,6 @@ class Worker:
         conn.served = getattr(conn, "served", 0) + 1
         if conn.closed or not req.keep_conn or self.stopping:
             self._close(conn)
-        if self.max_requests and self.handled >= self.max_requests:
-            self.stop("max-requests %d reached" % self.max_requests)
 
     def _close_idle(self, now):
         for conn in list(self.connections.values()):
@@ -297,6 +296,11 @@ class Worker:
         self.in_app.add(req)
         self._publish(active=True)
         self.jobs.put(req)
+        # Counted when it starts: the worker stops accepting at once, so no
+        # connection lands here that a retiring worker would not serve.
+        self.started += 1
+        if self.max_requests and self.started >= self.max_requests:
+            self.stop("max-requests %d reached" % self.max_requests)
 
     def _thread(self):
         while True:
