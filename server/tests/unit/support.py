@@ -17,24 +17,17 @@ def child_env(**extra):
     return env
 
 
+def wsgate_command(subcommand, *args, app="apps:application", python_flags=()):
+    """The command line that starts `python -m wsgate SUBCOMMAND` on a test app."""
+    return [sys.executable, *python_flags, "-m", "wsgate", subcommand, "--app", app, *args]
+
+
 class Daemon:
     def __init__(self, tmp_path, args, name="d"):
         self.path = str(tmp_path / (name + ".sock"))
         self.log_path = tmp_path / (name + ".log")
         self.log_file = open(self.log_path, "wb")
-        cmd = [
-            sys.executable,
-            "-m",
-            "wsgate",
-            "fastcgi",
-            "--app",
-            "apps:application",
-            "--bind",
-            "unix:" + self.path,
-            "--log-level",
-            "info",
-            *args,
-        ]
+        cmd = wsgate_command("fastcgi", "--bind", "unix:" + self.path, "--log-level", "info", *args)
         self.proc = subprocess.Popen(
             cmd, env=child_env(), stdout=self.log_file, stderr=subprocess.STDOUT, cwd=str(tmp_path)
         )

@@ -342,9 +342,8 @@ def test_protocol_garbage_closes_connection(server):
 @pytest.mark.parametrize("allowed,served", [(None, True), ("127.0.0.1", True), ("10.9.9.9", False)])
 def test_tcp_bind_and_web_server_addrs(allowed, served):
     import subprocess
-    import sys
 
-    from support import child_env
+    from support import child_env, wsgate_command
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -352,18 +351,7 @@ def test_tcp_bind_and_web_server_addrs(allowed, served):
     sock.close()
     env = child_env(**({"FCGI_WEB_SERVER_ADDRS": allowed} if allowed else {}))
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wsgate",
-            "fastcgi",
-            "--app",
-            "apps:application",
-            "--bind",
-            "tcp:127.0.0.1:%d" % port,
-            "--workers",
-            "1",
-        ],
+        wsgate_command("fastcgi", "--bind", "tcp:127.0.0.1:%d" % port, "--workers", "1"),
         env=env,
         stderr=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

@@ -6,7 +6,7 @@ import sys
 import threading
 
 import pytest
-from support import SRC, wait_until
+from support import SRC, wait_until, wsgate_command
 from test_cgi import cgi_env, split
 
 
@@ -33,22 +33,9 @@ def relay(tmp_path):
     def run(path_info="/x", *args, body=b"", env=None, python_flags=()):
         environ = cgi_env(path_info, "POST" if body else "GET", **({"CONTENT_LENGTH": str(len(body))} if body else {}))
         environ.update(env or {})
-        cmd = [
-            sys.executable,
-            *python_flags,
-            "-m",
-            "wsgate",
-            "relay",
-            "--app",
-            "apps:application",
-            "--socket",
-            sock,
-            "--idle-timeout",
-            "5",
-            "--start-timeout",
-            "10",
-            *args,
-        ]
+        cmd = wsgate_command(
+            "relay", "--socket", sock, "--idle-timeout", "5", "--start-timeout", "10", *args, python_flags=python_flags
+        )
         return subprocess.run(cmd, input=body, env=environ, capture_output=True, timeout=30)
 
     run.sock = sock
@@ -104,18 +91,7 @@ def test_backend_errors_reach_the_relay_stderr(relay):
 
 def test_fallback_in_process_when_backend_cannot_start(tmp_path):
     environ = cgi_env("/fallback")
-    cmd = [
-        sys.executable,
-        "-m",
-        "wsgate",
-        "relay",
-        "--app",
-        "apps:application",
-        "--socket",
-        str(tmp_path / "missing-dir" / "x.sock"),
-        "--start-timeout",
-        "0.5",
-    ]
+    cmd = wsgate_command("relay", "--socket", str(tmp_path / "missing-dir" / "x.sock"), "--start-timeout", "0.5")
     proc = subprocess.run(cmd, env=environ, capture_output=True, timeout=30)
     data = body_of(proc)
     assert data["run_once"] is True and data["PATH_INFO"] == "/fallback"
@@ -124,18 +100,7 @@ def test_fallback_in_process_when_backend_cannot_start(tmp_path):
 
 def test_fallback_when_backend_dies_at_start(tmp_path):
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wsgate",
-            "relay",
-            "--app",
-            "no_such_module:app",
-            "--socket",
-            str(tmp_path / "b.sock"),
-            "--start-timeout",
-            "5",
-        ],
+        wsgate_command("relay", "--socket", str(tmp_path / "b.sock"), "--start-timeout", "5", app="no_such_module:app"),
         env=cgi_env("/"),
         capture_output=True,
         timeout=30,
@@ -146,18 +111,7 @@ def test_fallback_when_backend_dies_at_start(tmp_path):
 
 def test_backend_exits_after_idle_timeout(tmp_path):
     sock = str(tmp_path / "idle.sock")
-    cmd = [
-        sys.executable,
-        "-m",
-        "wsgate",
-        "relay",
-        "--app",
-        "apps:application",
-        "--socket",
-        sock,
-        "--idle-timeout",
-        "1",
-    ]
+    cmd = wsgate_command("relay", "--socket", sock, "--idle-timeout", "1")
     body_of(subprocess.run(cmd, env=cgi_env("/"), capture_output=True, timeout=30))
     assert backends(str(tmp_path))
     assert wait_until(lambda: not backends(str(tmp_path)), timeout=8)
