@@ -132,6 +132,11 @@ def test_served_by_reports_environment(client):
         "mod_wsgi_application_group",
         "server_software",
         "wsgate_front_end",
+        "wsgate_relay_backend",
+        "authorization_sha256",
+        "allowed_hosts",
+        "media_root",
+        "cwd",
         "pid",
         "process_name",
         "process_title",
@@ -148,6 +153,9 @@ def test_served_by_reports_environment(client):
     assert data["mod_wsgi_process_group"] is None
     assert data["mod_wsgi_application_group"] is None
     assert data["wsgate_front_end"] is None
+    assert data["wsgate_relay_backend"] is None
+    assert data["authorization_sha256"] is None
+    assert data["cwd"] == os.getcwd()
     assert data["pid"] == os.getpid()
     assert data["ppid"] == os.getppid()
     assert data["uid"] == os.getuid()
@@ -158,6 +166,11 @@ def test_served_by_reports_environment(client):
         assert isinstance(data["process_name"], str) and data["process_name"]
         assert isinstance(data["parent_process_name"], str)
         assert data["process_title"] == Path("/proc/self/cmdline").read_bytes().split(b"\0")[0].decode().strip()
+
+
+def test_served_by_proves_the_authorization_header_arrived(client):
+    data = json.loads(client.get("/served-by/", HTTP_AUTHORIZATION="Bearer abc").content)
+    assert data["authorization_sha256"] == hashlib.sha256(b"Bearer abc").hexdigest()
 
 
 def test_served_by_reads_wsgi_environ(client):

@@ -5,6 +5,7 @@ import platform
 import pwd
 
 import django
+from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -80,6 +81,10 @@ def _title(pid):
         return None
 
 
+def _digest(value):
+    return hashlib.sha256(value.encode("latin-1")).hexdigest() if value else None
+
+
 @require_GET
 def served_by(request):
     meta = request.META
@@ -95,6 +100,12 @@ def served_by(request):
             "mod_wsgi_application_group": meta.get("mod_wsgi.application_group"),
             "server_software": meta.get("SERVER_SOFTWARE"),
             "wsgate_front_end": meta.get("wsgate.front_end"),
+            "wsgate_relay_backend": meta.get("wsgate.relay_backend"),
+            # A digest, not the credentials: proves the header arrived whole.
+            "authorization_sha256": _digest(meta.get("HTTP_AUTHORIZATION")),
+            "allowed_hosts": settings.ALLOWED_HOSTS,
+            "media_root": str(settings.MEDIA_ROOT),
+            "cwd": os.getcwd(),
             "pid": os.getpid(),
             "process_name": _comm("self"),
             "process_title": _title("self"),
