@@ -8,6 +8,7 @@ Writes come from the request's own thread and are serialised by a lock.
 """
 
 import io
+import socket
 import tempfile
 import threading
 
@@ -35,6 +36,9 @@ class Settings:
         multiprocess=True,
         allowed_peers=None,
     ):
+        # Set once the process is stopping: a kept connection is closed right
+        # after the answer of its current request instead of being kept.
+        self.retiring = False
         self.max_body = max_body
         self.mount_prefix = mount_prefix
         self.proxy_paths = proxy_paths
@@ -113,6 +117,8 @@ class Connection:
         self.request = None
         self.lock = threading.Lock()
         self.closed = False
+        # No request is started here any more: the last answer is on its way.
+        self.closing = False
 
     def fileno(self):
         return self.sock.fileno()
@@ -147,7 +153,19 @@ class Connection:
             self._record(record, events)
         return events
 
+    def has_input(self):
+        """Whether bytes (or EOF) wait to be read, without blocking."""
+        try:
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            pass
+        return True
+
     def _record(self, rec, events):
+        if self.closing:
+            return
         rtype = rec.type
         if rtype not in p.KNOWN_TYPES or rtype in p.MANAGEMENT_TYPES or rec.request_id == 0:
             self._management(rec)
@@ -190,13 +208,12 @@ class Connection:
             self.send(p.encode_end_request(rec.request_id, 0, p.CANT_MPX_CONN))
             return
         req = Request(self, rec.request_id, bool(flags & p.KEEP_CONN))
-        if role != p.RESPONDER:
-            req.finished = True
-            req.counts = False
-            self.send(p.encode_end_request(rec.request_id, 0, p.UNKNOWN_ROLE))
-            events.append(("done", req))
-            return
         self.request = req
+        if role != p.RESPONDER:
+            req.counts = False
+            with self.lock:
+                self._finish_locked(req, p.encode_end_request(rec.request_id, 0, p.UNKNOWN_ROLE))
+            events.append(("done", req))
 
     def _params(self, req, content):
         if req.refusal:
@@ -307,22 +324,39 @@ class Connection:
             except ClientDisconnected:
                 pass
 
+    def _finish_locked(self, req, data):
+        """Send data, the last bytes of req, and decide whether the connection is kept.
+
+        Decided before sending, since the peer may start the next request as
+        soon as it has the answer: either that request will be read and
+        answered, or this connection starts nothing more and is shut down
+        right after the answer, before the peer can reuse it.
+        """
+        req.finished = True
+        if self.request is req:
+            self.request = None
+        kept = req.keep_conn and not self.settings.retiring
+        if not kept:
+            self.closing = True
+        try:
+            self._send_locked(data)
+        except ClientDisconnected:
+            return False
+        if req.keep_conn and not kept:
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        return True
+
     def _end_locked(self, req, app_status, protocol_status, head):
         if req.finished:
             return False
-        req.finished = True
-        if self.request is req:
-            # Before sending: the peer may start the next request at once.
-            self.request = None
         data = req.held + p.encode_stream(p.STDOUT, req.id, head) + p.encode_record(p.STDOUT, req.id)
         req.held = b""
         if req.stderr_sent:
             data += p.encode_record(p.STDERR, req.id)
-        try:
-            self._send_locked(data + p.encode_end_request(req.id, app_status, protocol_status))
-        except ClientDisconnected:
-            return False
-        return True
+        return self._finish_locked(req, data + p.encode_end_request(req.id, app_status, protocol_status))
 
     def end_request(self, req, app_status=0, protocol_status=p.REQUEST_COMPLETE, head=b""):
         """Close STDOUT (and STDERR) and send END_REQUEST, once; False when already ended."""

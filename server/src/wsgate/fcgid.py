@@ -35,11 +35,18 @@ class SingleServer:
     def _on_signal(self, signum, frame):
         if self.busy:
             self.stop_requested = True
+            self.settings.retiring = True
         else:
             raise _Stop()
 
     def _done(self):
         return self.stop_requested or (self.max_requests and self.handled >= self.max_requests)
+
+    def _count(self, req):
+        if req.counts:
+            self.handled += 1
+            if self._done():
+                self.settings.retiring = True
 
     def run(self):
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
@@ -67,11 +74,13 @@ class SingleServer:
                     return
                 for kind, req in events:
                     if kind == "run":
+                        # counted before it runs, so that its answer closes a kept connection
+                        self._count(req)
                         run_request(req, self.app, poll=lambda: self._poll(conn))
                         conn.request = None
-                    if req.counts:
-                        self.handled += 1
-                    if not req.keep_conn or self._done():
+                    else:
+                        self._count(req)
+                    if conn.closing or self._done():
                         return
         except p.ProtocolError as exc:
             log.warn("closing connection: %s", exc)

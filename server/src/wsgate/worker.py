@@ -100,6 +100,7 @@ class Worker:
         if self.stopping:
             return
         self.stopping = reason
+        self.settings.retiring = True
         log.info("worker stopping (%s) after %d requests", reason, self.handled)
         if reason == "SIGTERM":
             self._accept_backlog()
@@ -272,12 +273,21 @@ class Worker:
         if req.counts:
             self.handled += 1
         conn.served = getattr(conn, "served", 0) + 1
-        if conn.closed or not req.keep_conn or self.stopping:
+        if conn.closed or conn.closing:
             self._close(conn)
 
     def _close_idle(self, now):
+        """While stopping: close kept connections between requests.
+
+        A request the peer has sent meanwhile is read and answered first; one
+        sent after the close never reached us, and was not run.
+        """
+        busy = {req.conn for req in self.in_app if req not in self.expired}
         for conn in list(self.connections.values()):
-            if conn.idle and (getattr(conn, "served", 0) or now - conn.accepted_at > FRESH_CONNECTION_GRACE):
+            # busy: its answer may still be on the way, even once conn.request is None
+            if conn in busy or not conn.idle or conn.has_input():
+                continue
+            if getattr(conn, "served", 0) or now - conn.accepted_at > FRESH_CONNECTION_GRACE:
                 self._close(conn)
 
     # -- requests ----------------------------------------------------------------
@@ -349,11 +359,10 @@ class Worker:
             req.log.error(
                 "%s: request timed out after %gs; the worker will be recycled", req.describe(), self.request_timeout
             )
+            # Before answering, so that the connection is not kept for another request.
+            self.stop("request timeout")
             self.expired.add(req)
             conn.expire(req)
-            if conn.request is req:
-                conn.request = None
             self.handled += 1
-            if not req.keep_conn or conn.closed:
+            if conn.closing or conn.closed:
                 self._close(conn)
-            self.stop("request timeout")

@@ -42,6 +42,12 @@ def _plain(environ, start_response):
     if path == "/pid":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(os.getpid()).encode()]
+    if path == "/record":
+        # a side effect: the request id is appended to the file named by the query
+        with open(environ["QUERY_STRING"], "a") as handle:
+            handle.write(environ["HTTP_X_ID"] + "\n")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["HTTP_X_ID"].encode()]
     if path == "/big":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return [b"x" * 200000]

@@ -139,3 +139,34 @@ def test_output_after_held_output_sends_both_in_order(pair):
     stdout, _, types = sent(conn, peer)
     assert stdout == b"Status: 200 OK\r\n\r\nfirst second"
     assert types.count(p.END_REQUEST) == 1
+
+
+def test_a_retiring_connection_shuts_down_after_the_answer_and_starts_nothing_more(pair):
+    conn, req, peer = pair
+    conn.settings.retiring = True
+    assert conn.end_request(req, head=b"Status: 204 No Content\r\n\r\n")
+    assert conn.closing
+    # the peer gets the whole answer, then EOF at once: it will not reuse the connection
+    peer.settimeout(5)
+    data = b""
+    while True:
+        chunk = peer.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    assert [r.type for r in p.RecordReader().feed(data)] == [p.STDOUT, p.STDOUT, p.END_REQUEST]
+    # a request the peer sent anyway is not started
+    events = conn.feed(
+        p.encode_begin_request(1, flags=p.KEEP_CONN) + p.encode_record(p.PARAMS, 1) + p.encode_record(p.STDIN, 1)
+    )
+    assert events == [] and conn.request is None
+
+
+def test_a_kept_connection_takes_the_next_request(pair):
+    conn, req, _peer = pair
+    assert conn.end_request(req, head=b"Status: 204 No Content\r\n\r\n")
+    assert not conn.closing
+    events = conn.feed(
+        p.encode_begin_request(1, flags=p.KEEP_CONN) + p.encode_record(p.PARAMS, 1) + p.encode_record(p.STDIN, 1)
+    )
+    assert [kind for kind, _ in events] == ["run"]
