@@ -13,13 +13,20 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-SPECS = [
-    ("site.yml", ROOT / "playbooks/vars/argument_specs.yml"),
-    ("apache role", ROOT / "roles/apache/meta/argument_specs.yml"),
-    ("django role", ROOT / "roles/django/meta/argument_specs.yml"),
-    ("mod_wsgi role", ROOT / "roles/mod_wsgi/meta/argument_specs.yml"),
-]
 START, END = "<!-- vars:start -->", "<!-- vars:end -->"
+
+
+def spec_files():
+    """(title, path) of every argument spec: site.yml's first, then each role's, by name."""
+    specs = [("site.yml", ROOT / "playbooks/vars/argument_specs.yml")]
+    specs += [(f"{path.parents[1].name} role", path) for path in sorted(ROOT.glob("roles/*/meta/argument_specs.yml"))]
+    return specs
+
+
+def main_options(path):
+    """The options of the `main` entry point; other entry points are not settings."""
+    entry = yaml.safe_load(path.read_text())["argument_specs"].get("main") or {}
+    return entry.get("options") or {}
 
 
 def _cell(value):
@@ -39,9 +46,10 @@ def _type(option):
 
 def render():
     parts = []
-    for title, path in SPECS:
-        options = yaml.safe_load(path.read_text())["argument_specs"]["main"]["options"]
+    for title, path in spec_files():
+        options = main_options(path)
         parts += [f"### {title}", "", "| Variable | Type | Default | Meaning |", "| --- | --- | --- | --- |"]
+        # Suboptions (an option's own `options:`) stay out: one row per variable.
         for name, option in options.items():
             default = option.get("default", "")
             default = f"`{default}`" if default not in ("", None) else ("required" if option.get("required") else "")

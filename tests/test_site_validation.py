@@ -26,24 +26,56 @@ def run_site(inventory, *extra_vars):
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)
 
 
-def assert_stopped_at_validation(result):
+def assert_nothing_after_validation(result):
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
-    assert "Validation of arguments failed" in output
     # Nothing after the validation play ran: no facts gathered, no role entered.
     assert "Gathering Facts" not in output
+    assert "Serve the Django app through Apache" not in output
     assert "apache :" not in output
     return output
 
 
+def assert_stopped_at_validation(result):
+    output = assert_nothing_after_validation(result)
+    assert "Validation of arguments failed" in output
+    return output
+
+
+def wired_message(variable):
+    return (
+        f"{variable} is decided by wsgi_deployment_mode (playbooks/vars/modes.yml) and"
+        " cannot be set in the inventory; remove it and choose the mode instead."
+    )
+
+
 def test_wrong_mode_names_the_variable_and_the_allowed_values(inventory):
     output = assert_stopped_at_validation(run_site(inventory, "wsgi_deployment_mode=cgi-ish"))
-    assert "value of wsgi_deployment_mode must be one of: embedded, daemon, got: cgi-ish" in output
+    message = "value of wsgi_deployment_mode must be one of: embedded, daemon, fastcgi, fcgid, cgi, relay, got: cgi-ish"
+    assert message in output
 
 
 def test_wrong_type_names_the_variable(inventory):
     output = assert_stopped_at_validation(run_site(inventory, "mod_wsgi__processes=two"))
     assert "argument 'mod_wsgi__processes' is of type str and we were unable to convert to int" in output
+
+
+def test_wrong_gateway_type_names_the_variable(inventory):
+    output = assert_stopped_at_validation(run_site(inventory, "wsgate__processes=two"))
+    assert "argument 'wsgate__processes' is of type str and we were unable to convert to int" in output
+
+
+@pytest.mark.parametrize("variable", ["django__process_user=root", "mod_wsgi__mode=daemon"])
+def test_a_wired_variable_is_refused(inventory, variable):
+    name = variable.split("=", 1)[0]
+    output = assert_nothing_after_validation(run_site(inventory, variable))
+    assert wired_message(name) in output
+
+
+def test_every_wired_variable_set_is_named(inventory):
+    output = assert_nothing_after_validation(run_site(inventory, "django__process_user=root", "mod_wsgi__mode=daemon"))
+    assert wired_message("django__process_user") in output
+    assert wired_message("mod_wsgi__mode") in output
 
 
 def test_wrong_role_choice_names_the_variable(inventory):
