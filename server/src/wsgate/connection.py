@@ -119,6 +119,12 @@ class Connection:
         self.closed = False
         # No request is started here any more: the last answer is on its way.
         self.closing = False
+        # Kept by the owner of the socket: when it was accepted, how many
+        # requests it has served, and how many are handed to threads that
+        # may still write here (it must not be closed under them).
+        self.accepted_at = 0.0
+        self.served = 0
+        self.running = 0
 
     def fileno(self):
         return self.sock.fileno()

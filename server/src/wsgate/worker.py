@@ -254,9 +254,9 @@ class Worker:
         """EOF or a broken stream: stop what runs there, close once it has stopped."""
         conn.closed = True
         self._forget(conn)
-        req = conn.request
-        if req is not None and req in self.in_app:
-            req.aborted = True
+        if conn.running:
+            if conn.request is not None:
+                conn.request.aborted = True
         else:
             conn.close()
 
@@ -272,8 +272,8 @@ class Worker:
         """A request was answered; keep or close its connection."""
         if req.counts:
             self.handled += 1
-        conn.served = getattr(conn, "served", 0) + 1
-        if conn.closed or conn.closing:
+        conn.served += 1
+        if (conn.closed or conn.closing) and not conn.running:
             self._close(conn)
 
     def _close_idle(self, now):
@@ -282,12 +282,11 @@ class Worker:
         A request the peer has sent meanwhile is read and answered first; one
         sent after the close never reached us, and was not run.
         """
-        busy = {req.conn for req in self.in_app if req not in self.expired}
         for conn in list(self.connections.values()):
-            # busy: its answer may still be on the way, even once conn.request is None
-            if conn in busy or not conn.idle or conn.has_input():
+            # running: its answer may still be on the way, even once conn.request is None
+            if conn.running or not conn.idle or conn.has_input():
                 continue
-            if getattr(conn, "served", 0) or now - conn.accepted_at > FRESH_CONNECTION_GRACE:
+            if conn.served or now - conn.accepted_at > FRESH_CONNECTION_GRACE:
                 self._close(conn)
 
     # -- requests ----------------------------------------------------------------
@@ -304,6 +303,7 @@ class Worker:
         if self.request_timeout:
             req.deadline = time.monotonic() + self.request_timeout
         self.in_app.add(req)
+        conn.running += 1
         self._publish(active=True)
         self.jobs.put(req)
         # Counted when it starts: the worker stops accepting at once, so no
@@ -345,6 +345,7 @@ class Worker:
             if req in self.expired:
                 self.expired.discard(req)
                 continue
+            conn.running -= 1
             if conn.request is req:
                 conn.request = None
             self._ended(conn, req)
@@ -362,7 +363,9 @@ class Worker:
             # Before answering, so that the connection is not kept for another request.
             self.stop("request timeout")
             self.expired.add(req)
+            # Once answered (under the connection's lock), its thread no longer writes there.
             conn.expire(req)
+            conn.running -= 1
             self.handled += 1
-            if conn.closing or conn.closed:
+            if (conn.closing or conn.closed) and not conn.running:
                 self._close(conn)

@@ -22,3 +22,5 @@ def daemon(tmp_path):
     yield start
     for d in started:
         d.stop()
+        # shown by pytest only when the test failed
+        print("---- log of the daemon at %s ----\n%s" % (d.path, d.log))
