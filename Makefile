@@ -11,7 +11,7 @@ MODE ?= embedded
 DEMO_NAME := django-vps-demo
 DEMO_PORT ?= 8080
 DEMO_IMAGE ?= 13
-SCENARIOS := embedded daemon
+SCENARIOS := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
 # Every recipe line runs with the project-local containers.conf.
 PODMAN_ENV := source scripts/env.sh &&
 
@@ -20,7 +20,8 @@ export PATH := $(abspath $(BIN)):$(PATH)
 .PHONY: venv help demo demo-clean test lint test-python test-server test-molecule images host-packages bench
 
 help:
-	@echo "make demo [MODE=embedded|daemon]  provision a local throwaway VPS and print its URL"
+	@echo "make demo [MODE=<mode>]           provision a local throwaway VPS and print its URL"
+	@echo "                                  (modes: embedded daemon fastcgi fcgid cgi relay)"
 	@echo "make demo-clean                   remove the demo VPS"
 	@echo "make test                         lint + Python tests + all Molecule scenarios"
 	@echo "make bench                        gateway benchmark (prints a table)"
@@ -36,7 +37,7 @@ $(BIN)/.installed: requirements.txt server/pyproject.toml
 
 venv: $(BIN)/.installed
 
-HOST_PACKAGES := podman runc debootstrap slirp4netns uidmap fuse-overlayfs python3-venv curl
+HOST_PACKAGES := podman runc debootstrap slirp4netns uidmap fuse-overlayfs python3-venv curl openssh-client
 host-packages:
 	@missing=$$(for p in $(HOST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -79,13 +80,20 @@ test-server: venv
 	@echo "==> gateway tests"
 	$(BIN)/pytest server/tests
 
+# The scenarios run side by side, each in its own log; the summary lines of
+# each (==>) are printed as they come, the full log of a failed one at the end.
 test-molecule: venv images
-	@for scenario in $(SCENARIOS); do \
-		echo "==> molecule test -s $$scenario (Debian 13 and 12)"; \
-		start=$$(date +%s); \
-		$(PODMAN_ENV) $(BIN)/molecule test -s $$scenario; \
-		echo "==> scenario $$scenario took $$(( $$(date +%s) - start ))s"; \
-	done
+	@mkdir -p .cache/molecule
+	@pids=(); for scenario in $(SCENARIOS); do \
+		scripts/molecule-scenario.sh $$scenario > .cache/molecule/$$scenario.log 2>&1 & pids+=($$!); \
+	done; \
+	tail -q -n +1 -F $(SCENARIOS:%=.cache/molecule/%.log) 2>/dev/null | grep --line-buffered '^==>' & tailer=$$!; \
+	failed=; i=0; for scenario in $(SCENARIOS); do \
+		wait $${pids[$$i]} || failed="$$failed $$scenario"; i=$$((i + 1)); \
+	done; \
+	sleep 1; kill $$tailer 2>/dev/null || true; \
+	for scenario in $$failed; do echo "==> scenario $$scenario failed; its log:"; tail -n 150 .cache/molecule/$$scenario.log; done; \
+	[ -z "$$failed" ]
 
 test: lint test-python test-server test-molecule
 	@echo "==> make test: all passed"

@@ -159,6 +159,7 @@ INCLUDE_PKGS=(
   systemd systemd-sysv dbus
   python3 python3-apt python3-venv
   sudo ca-certificates iproute2 procps curl
+  openssh-server
 )
 
 log "debootstrap $SUITE from $MIRROR into $ROOTFS ..."
@@ -241,6 +242,20 @@ in_chroot systemctl set-default multi-user.target >/dev/null 2>&1 \
 printf 'LANG=C.UTF-8\n' > "$ROOTFS/etc/default/locale"
 in_chroot locale -a 2>/dev/null | grep -qiE '^C\.utf-?8$' \
   || die "C.UTF-8 locale missing in the $SUITE root"
+
+log "configuring sshd ..."
+# Each container makes its own host keys at first boot; Ansible logs in as
+# root with the key the test or demo puts into authorized_keys.
+rm -f "$ROOTFS"/etc/ssh/ssh_host_*
+mkdir -p "$ROOTFS/etc/systemd/system/ssh.service.d"
+cat > "$ROOTFS/etc/systemd/system/ssh.service.d/host-keys.conf" <<'EOF2'
+[Service]
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
+EOF2
+in_chroot systemctl enable ssh.service >/dev/null 2>&1 \
+  || ln -sf /lib/systemd/system/ssh.service "$ROOTFS/etc/systemd/system/multi-user.target.wants/ssh.service"
 
 # The container engine manages these.
 rm -f "$ROOTFS/etc/resolv.conf" "$ROOTFS/etc/hostname"

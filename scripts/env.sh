@@ -29,5 +29,14 @@ sed -e "s/@NOFILE@/$_vps_nofile/g" -e "s/@NPROC@/$_vps_nproc/g" \
 
 export CONTAINERS_CONF="$VPS_REPO_ROOT/.cache/containers.conf"
 
+# The key Ansible logs in to the test and demo containers with, made once
+# per checkout.
+VPS_SSH_KEY="$VPS_REPO_ROOT/.cache/ssh/id_ed25519"
+if [ ! -f "$VPS_SSH_KEY" ]; then
+  mkdir -p "$(dirname "$VPS_SSH_KEY")"
+  ssh-keygen -q -t ed25519 -N '' -C vps-test -f "$VPS_SSH_KEY"
+fi
+export VPS_SSH_KEY
+
 unset _vps_env_dir _vps_nofile _vps_nproc
 unset -f _vps_limit

@@ -1,0 +1,149 @@
+"""Verify each converged container of the `modes` scenario: Apache, the
+sample app through Apache, and the proof of the mode that served it. Driven
+by the MODES and PLATFORMS tables; the mode comes from the host's name."""
+
+import hashlib
+import re
+import uuid
+
+import testinfra
+from conftest import APP, MODES, converge, inventory_hosts, mode_of, platform_of, traces
+
+
+def test_apache_is_running_and_enabled(host):
+    service = host.service(platform_of(host)["service"])
+    assert service.is_running
+    assert service.is_enabled
+
+
+def test_configtest_passes(host):
+    result = host.run(f"{platform_of(host)['ctl']} -t")
+    assert result.rc == 0, result.stderr
+    assert "Syntax OK" in result.stderr
+
+
+def test_the_mode_s_module_is_loaded(host):
+    modules = host.check_output(f"{platform_of(host)['ctl']} -M")
+    assert MODES[mode_of(host)]["module"] in modules
+    assert "mpm_event_module" in modules
+
+
+def test_only_this_mode_s_traces_exist(host):
+    platform = platform_of(host)
+    mine = traces(mode_of(host), platform)
+    for path in mine:
+        assert host.file(path).exists, path
+    for mode in MODES:
+        for path in traces(mode, platform) - mine:
+            assert not host.file(path).exists, path
+
+
+def test_one_vhost_file_for_the_site(host):
+    platform = platform_of(host)
+    vhosts = host.check_output(f"{platform['ctl']} -S")
+    assert "vps.test" in vhosts
+    assert f"{platform['sites']}/{APP}.conf" in vhosts
+    assert not host.file(f"{platform['sites']}/000-default.conf").exists
+
+
+def test_hardening(site):
+    status, headers = site.headers("/")
+    assert status == 200
+    assert headers["server"] == "Apache"
+    assert site.status("/", "-X", "TRACE") == 405
+
+
+def test_home_page(site):
+    assert "Django sample app" in site.get("/")
+
+
+def test_static_file_is_served_by_apache(site):
+    status, headers = site.headers("/static/notes/style.css")
+    assert status == 200
+    assert "sample-app-css" in site.get("/static/notes/style.css")
+    # Django's SecurityMiddleware marks every response it makes; a file
+    # Apache serves from STATIC_ROOT carries none of its headers.
+    assert "x-content-type-options" not in headers
+    _, page_headers = site.headers("/")
+    assert page_headers.get("x-content-type-options") == "nosniff"
+
+
+def test_notes_post_with_csrf_writes_and_reads_back(site):
+    text = f"note-{uuid.uuid4().hex}"
+    token = site.csrf_token("/notes/")
+    status = site.status("/notes/", "-d", f"csrfmiddlewaretoken={token}&text={text}")
+    assert status in (302, 303)
+    assert text in site.get("/notes/")
+
+
+def test_post_without_csrf_token_is_refused(site):
+    text = f"forged-{uuid.uuid4().hex}"
+    assert site.status("/notes/", "-d", f"text={text}") == 403
+    assert text not in site.get("/notes/")
+
+
+def test_upload_of_20_mb_is_stored_and_served_back(host, site):
+    upload = host.check_output("mktemp")
+    host.check_output(f"head -c 20971520 /dev/urandom > {upload}")
+    digest = host.check_output(f"sha256sum {upload}").split()[0]
+    token = site.csrf_token("/upload/")
+    page = site.curl("/upload/", "-F", f"csrfmiddlewaretoken={token}", "-F", f"file=@{upload};filename=big.bin")
+    assert re.search(rf'id="upload-sha256"[^>]*>\s*{digest}', page), page[:2000]
+    assert re.search(r'id="upload-size"[^>]*>\s*20971520\b', page), page[:2000]
+    name = re.search(r'id="upload-name"[^>]*>\s*([^<\s]+)', page).group(1)
+    served = host.check_output(f"curl -sS --max-time 60 http://127.0.0.1/media/{name} | sha256sum").split()[0]
+    assert served == digest
+    host.run(f"rm -f {upload}")
+
+
+def test_authorization_header_reaches_django(site):
+    credentials = f"Bearer {uuid.uuid4().hex}"
+    served = site.json("/served-by/", "-H", f"Authorization: {credentials}")
+    assert served["authorization_sha256"] == hashlib.sha256(credentials.encode()).hexdigest()
+
+
+def test_served_by_proves_the_mode(host, site):
+    mode = mode_of(host)
+    served = site.json("/served-by/")
+    for key, value in MODES[mode]["served_by"].items():
+        assert served[key] == value, (key, served)
+    runs_as = platform_of(host)["user"] if MODES[mode]["runs_as"] == "apache" else APP
+    assert served["user"] == runs_as
+    for pattern in MODES[mode]["processes"]:
+        assert host.run(f"pgrep -f -- {pattern!r}").rc == 0, pattern
+
+
+def test_code_is_not_writable_by_the_app(host):
+    runner = platform_of(host)["user"]
+    for path in (f"/srv/{APP}/app/manage.py", f"/srv/{APP}/venv/bin/python", f"/srv/{APP}/wsgi/django.wsgi"):
+        assert host.run(f"sudo -u {runner} test -w {path}").rc == 1, path
+
+
+def test_data_and_secrets_belong_to_the_user_that_runs_the_app(host):
+    runs_as = platform_of(host)["user"] if MODES[mode_of(host)]["runs_as"] == "apache" else APP
+    for path in (f"/srv/{APP}/secret_key", f"/srv/{APP}/env"):
+        secret = host.file(path)
+        assert secret.mode == 0o600, path
+        assert secret.user == runs_as, path
+    for path in (f"/srv/{APP}/data", f"/srv/{APP}/media"):
+        assert host.file(path).user == runs_as, path
+        # No ACL is left over from a switch: getfacl lists only the base entries.
+        assert "user:" not in host.check_output(f"getfacl -p --omit-header {path} | grep -v '^user::' || true")
+
+
+def test_rejected_config_fails_the_play_and_keeps_every_site():
+    """Converge every container again with a directive Apache rejects: the
+    play must stop at configtest on each, the previous file must be back, and
+    every site must still answer."""
+    hosts = {mode: testinfra.get_host(f"podman://{mode}") for mode in inventory_hosts()}
+    before = {name: h.file(platform_of(h)["site_file"].format(name=APP)).content_string for name, h in hosts.items()}
+    result = converge(",".join(hosts), '{"apache__site_extra_directives": ["NotAnApacheDirective on"]}')
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for name, h in hosts.items():
+        assert re.search(rf"fatal: \[{re.escape(name)}\]", output), name
+        assert h.file(platform_of(h)["site_file"].format(name=APP)).content_string == before[name]
+        assert h.run(f"{platform_of(h)['ctl']} -t").rc == 0
+        assert "Django sample app" in h.check_output("curl -sS --max-time 60 http://127.0.0.1/")
+    assert "Invalid command 'NotAnApacheDirective'" in output
+    assert "previous file was restored" in output

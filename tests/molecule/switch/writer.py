@@ -1,0 +1,43 @@
+"""Copied into the host by test_switch.py: writes notes through Apache until
+a stop file appears or its deadline passes, and counts the answers. Bounded:
+one request at a time, at most MAX_REQUESTS, at most DEADLINE seconds."""
+
+import json
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+BASE = "http://127.0.0.1"
+MAX_REQUESTS = 4000
+DEADLINE = 300.0
+
+
+def main(stop_file, result_file):
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    page = opener.open(BASE + "/notes/", timeout=30).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    counts = {}
+    started = time.monotonic()
+    for number in range(MAX_REQUESTS):
+        if Path(stop_file).exists() or time.monotonic() - started > DEADLINE:
+            break
+        body = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "text": f"switch-{number}"}).encode()
+        request = urllib.request.Request(BASE + "/notes/", data=body, headers={"Referer": BASE + "/notes/"})
+        try:
+            status = opener.open(request, timeout=30).status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        except OSError:
+            status = 0
+        counts[str(status)] = counts.get(str(status), 0) + 1
+        time.sleep(0.05)
+    Path(result_file).write_text(json.dumps({"counts": counts, "seconds": round(time.monotonic() - started, 1)}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
