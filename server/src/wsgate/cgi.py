@@ -46,11 +46,15 @@ def _stdin():
         return io.BytesIO()
 
 
-def _spool(stream, limit):
-    """Read a body of unknown length; None when it exceeds limit."""
+def _spool():
     import tempfile  # only here: it costs more to import than most of a CGI run
 
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+
+
+def _read_until_eof(stream, limit):
+    """(body, size) of a body of unknown length; body is None when it exceeds limit."""
+    spool = _spool()
     size = 0
     while True:
         chunk = stream.read(65536)
@@ -65,7 +69,29 @@ def _spool(stream, limit):
     return spool, size
 
 
-def prepare_request(variables, config, stdin):
+def _read_exactly(stream, length):
+    """(body, size) of a body of a declared length; body is None when the stream ends short.
+
+    The whole body is read before the application runs, so that it never
+    acts on one the client did not finish sending.
+    """
+    if length <= SPOOL_IN_MEMORY:
+        data = stream.read(length) if length else b""
+        return (io.BytesIO(data) if len(data) == length else None), len(data)
+    spool = _spool()
+    size = 0
+    while size < length:
+        chunk = stream.read(min(65536, length - size))
+        if not chunk:
+            spool.close()
+            return None, size
+        spool.write(chunk)
+        size += len(chunk)
+    spool.seek(0)
+    return spool, size
+
+
+def prepare_request(variables, config, stdin, front_end="cgi"):
     """The environ for a CGI request, or an error status when it must be refused."""
     environ = decode_variables(variables)
     fix_paths(environ, config.mount_prefix)
@@ -75,26 +101,41 @@ def prepare_request(variables, config, stdin):
         return environ, "400 Bad Request"
     if length is None:
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            stdin, length = _spool(stdin, config.max_body)
-            if stdin is None:
+            body, length = _read_until_eof(stdin, config.max_body)
+            if body is None:
                 return environ, "413 Content Too Large"
             environ["CONTENT_LENGTH"] = str(length)
         else:
-            length = 0
+            body, length = io.BytesIO(), 0
     elif length > config.max_body:
         return environ, "413 Content Too Large"
+    else:
+        body, size = _read_exactly(stdin, length)
+        if body is None:
+            log.warn("the request body ended after %d of %d bytes (CONTENT_LENGTH)", size, length)
+            return environ, "400 Bad Request"
     add_wsgi_keys(
-        environ, LimitedInput(stdin, length), log.ErrorStream(), multithread=False, multiprocess=True, run_once=True
+        environ,
+        LimitedInput(body, length),
+        log.ErrorStream(),
+        multithread=False,
+        multiprocess=True,
+        run_once=True,
+        front_end=front_end,
+        in_process=True,
     )
     return environ, None
 
 
-def serve(config, variables=None):
-    """Answer the CGI request of this process; returns the exit status."""
+def serve(config, variables=None, front_end="cgi"):
+    """Answer the CGI request of this process; returns the exit status.
+
+    front_end is "relay" when the relay runs the application in-process.
+    """
     response = Response(FdWriter(take_stdout()))
     if variables is None:
         variables = dict(os.environb)
-    environ, refusal = prepare_request(variables, config, _stdin())
+    environ, refusal = prepare_request(variables, config, _stdin(), front_end)
     if refusal:
         log.notice("%s %s: refused: %s", environ.get("REQUEST_METHOD", "?"), environ.get("REQUEST_URI", ""), refusal)
         try:

@@ -119,6 +119,15 @@ def _bind(text):
 _bind.kind = "address"
 
 
+def _front_end(text):
+    if text not in ("fastcgi", "relay"):
+        raise ValueError("expected fastcgi or relay")
+    return text
+
+
+_front_end.kind = "front end"
+
+
 def _level(text):
     from . import log
 
@@ -266,8 +275,22 @@ FASTCGI_OPTIONS = [
         "on SIGTERM or SIGHUP, how long a worker may take to finish its requests before it is killed.",
         "SECONDS",
     ),
-    Option("pidfile", _text, None, "write the master process id to this file.", "PATH"),
+    Option(
+        "pidfile",
+        _text,
+        None,
+        "write the master process id to this file, locked (flock) while the master runs and removed when it exits.",
+        "PATH",
+    ),
     _IDLE_TIMEOUT,
+    Option(
+        "front-end",
+        _front_end,
+        "fastcgi",
+        "the front end the application is told it runs under (environ['wsgate.front_end']): fastcgi, "
+        "or relay for the backend that `wsgate relay` starts, which passes it.",
+        "NAME",
+    ),
 ]
 
 FCGID_OPTIONS = [_MAX_REQUESTS]

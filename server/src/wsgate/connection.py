@@ -35,6 +35,7 @@ class Settings:
         multithread=False,
         multiprocess=True,
         allowed_peers=None,
+        front_end="fastcgi",
     ):
         # Set once the process is stopping: a kept connection is closed right
         # after the answer of its current request instead of being kept.
@@ -45,6 +46,7 @@ class Settings:
         self.multithread = multithread
         self.multiprocess = multiprocess
         self.allowed_peers = allowed_peers
+        self.front_end = front_end
         self.values = {
             b"FCGI_MAX_CONNS": str(max_conns).encode(),
             b"FCGI_MAX_REQS": str(max_reqs).encode(),
@@ -272,6 +274,14 @@ class Connection:
 
     def _complete(self, req, events):
         req.stage = "ready"
+        if req.refusal is None and req.declared_length is not None and req.body_size < req.declared_length:
+            log.warn(
+                "%s: the request body ended after %d of %d bytes (CONTENT_LENGTH)",
+                req.describe(),
+                req.body_size,
+                req.declared_length,
+            )
+            req.refuse("400 Bad Request")
         if req.refusal:
             log.notice("%s: refused: %s", req.describe(), req.refusal)
             self.end_request(req, int(req.refusal[:3]), head=error_head(req.refusal))
@@ -419,6 +429,7 @@ def run_request(req, app, poll=None):
         multithread=settings.multithread,
         multiprocess=settings.multiprocess,
         run_once=False,
+        front_end=settings.front_end,
     )
     response = Response(lambda data: conn.send_stdout(req, data), lambda data: conn.send_stdout(req, data, last=True))
 

@@ -74,7 +74,13 @@ def url_scheme(environ):
     return "http"
 
 
-def add_wsgi_keys(environ, body, errors, multithread, multiprocess, run_once):
+def add_wsgi_keys(environ, body, errors, multithread, multiprocess, run_once, front_end, in_process=False):
+    """The PEP 3333 keys, and wsgate's own.
+
+    wsgate.front_end: "cgi", "fastcgi", "fcgid" or "relay"; relay requests
+    also tell wsgate.relay_backend: "warm" (the backend the relay started)
+    or "in-process" (the relay's fallback).
+    """
     environ["wsgi.version"] = (1, 0)
     environ["wsgi.url_scheme"] = url_scheme(environ)
     environ["wsgi.input"] = body
@@ -83,6 +89,9 @@ def add_wsgi_keys(environ, body, errors, multithread, multiprocess, run_once):
     environ["wsgi.multiprocess"] = multiprocess
     environ["wsgi.run_once"] = run_once
     environ["wsgi.input_terminated"] = True
+    environ["wsgate.front_end"] = front_end
+    if front_end == "relay":
+        environ["wsgate.relay_backend"] = "in-process" if in_process else "warm"
     environ.setdefault("SERVER_NAME", "localhost")
     environ.setdefault("SERVER_PORT", "443" if environ["wsgi.url_scheme"] == "https" else "80")
     environ.setdefault("SERVER_PROTOCOL", "HTTP/1.0")

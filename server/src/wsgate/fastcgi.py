@@ -6,6 +6,7 @@ from . import log
 from .connection import Settings
 from .listeners import ListenError, open_listener
 from .loader import load_app, prepare_process
+from .pidfile import PidFile
 from .supervisor import EXIT_BOOT_FAILURE, Supervisor
 from .worker import Worker
 
@@ -40,6 +41,17 @@ def main(config):
     except ListenError as exc:
         log.error("%s", exc)
         return 1
+    unlink = _unlinker(path)
+    pidfile = PidFile(config.pidfile) if config.pidfile else None
+    if pidfile is not None:
+        try:
+            pidfile.write(os.getpid())
+        except OSError as exc:
+            log.error("cannot write the pid file %s: %s", pidfile.path, exc)
+            listener.close()
+            if unlink is not None:
+                unlink()
+            return 1
     prepare_process(config)
     settings = Settings(
         max_body=config.max_body,
@@ -50,10 +62,13 @@ def main(config):
         multithread=config.threads > 1,
         multiprocess=config.workers > 1,
         allowed_peers=web_server_addrs(),
+        front_end=config.front_end,
     )
     master_pid = os.getpid()
 
-    def boot(slot):
+    def boot(slot, lifeline):
+        if pidfile is not None:
+            pidfile.forget()
         try:
             app = load_app(config)
         except BaseException:
@@ -67,16 +82,12 @@ def main(config):
             config.max_requests,
             config.request_timeout,
             slot,
-            parent_pid=master_pid,
+            lifeline=lifeline,
             queue_size=config.queue,
         )
         worker.install_signals()
         return worker.run()
 
-    if config.pidfile:
-        with open(config.pidfile, "w") as handle:
-            handle.write("%d\n" % master_pid)
-    unlink = _unlinker(path)
     supervisor = Supervisor(boot, config.workers, config.graceful_timeout, config.idle_timeout, on_stop=unlink)
     try:
         return supervisor.run()
@@ -85,8 +96,5 @@ def main(config):
             listener.close()
             if unlink is not None:
                 unlink()
-            if config.pidfile:
-                try:
-                    os.unlink(config.pidfile)
-                except OSError:
-                    pass
+            if pidfile is not None:
+                pidfile.remove()

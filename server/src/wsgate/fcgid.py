@@ -116,5 +116,6 @@ def main(config):
         proxy_paths=False,
         multithread=False,
         multiprocess=True,
+        front_end="fcgid",
     )
     return SingleServer(listener, app, settings, config.max_requests).run()

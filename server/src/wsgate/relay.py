@@ -4,13 +4,16 @@ It runs once per request, so it imports only what forwarding needs: no
 socket.py (it pulls in enum and selectors), the C module under it instead.
 The backend is a `wsgate fastcgi` on a per-user unix socket, started on demand
 (under a lock so concurrent first requests start one) and stopped by its own
---idle-timeout. If no backend can be reached in time the request is served
-in-process, as `wsgate cgi` would.
+--idle-timeout. A request goes only to a backend that has answered on its
+connection; one that drops it unanswered is replaced once by a fresh one,
+and if no backend answers in time the request is served in-process, as
+`wsgate cgi` would.
 """
 
 import _socket
 import binascii
 import os
+import stat
 import sys
 import time
 
@@ -163,6 +166,10 @@ def spawn_backend(config, path):
         "unix:" + path,
         "--socket-mode",
         "600",
+        "--pidfile",
+        path + ".pid",
+        "--front-end",
+        "relay",
         "--idle-timeout",
         repr(config.idle_timeout),
     ]
@@ -194,6 +201,13 @@ def spawn_backend(config, path):
     return int(data) if data.isdigit() else None
 
 
+def _is_socket(path):
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)
@@ -204,11 +218,19 @@ def _alive(pid):
     return True
 
 
-def _answers(sock, deadline):
-    """True once a worker (not just the master's listen backlog) answers GET_VALUES.
+ANSWERS = "answers"
+GONE = "gone"
+SILENT = "silent"
 
-    The master listens before its workers have imported the application; a
-    backend whose application fails to import must not take the request.
+
+def _check(sock, deadline):
+    """Whether a worker reads this connection: ANSWERS, GONE or SILENT.
+
+    A connection is not proof enough: the master listens before its workers
+    have imported the application, and the workers of a killed master may
+    hold the socket a moment longer without serving it. A worker answers
+    GET_VALUES (ANSWERS); a connection closed or reset unanswered means
+    nobody will serve it (GONE); SILENT is no answer before deadline.
     """
     try:
         sock.settimeout(max(0.01, deadline - time.monotonic()))
@@ -217,22 +239,43 @@ def _answers(sock, deadline):
         while True:
             data = sock.recv(4096)
             if not data:
-                return False
+                return GONE
             if any(rec.type == p.GET_VALUES_RESULT for rec in reader.feed(data)):
                 sock.settimeout(None)
-                return True
+                return ANSWERS
+    except _socket.timeout:
+        return SILENT
     except (OSError, p.ProtocolError):
-        return False
+        return GONE
+
+
+def _checked(path, deadline):
+    """(connection or None, state) for the backend at path."""
+    sock = _connect(path)
+    if sock is None:
+        return None, GONE
+    state = _check(sock, deadline)
+    if state == ANSWERS:
+        return sock, state
+    sock.close()
+    return None, state
 
 
 def backend(config, path):
-    """A connection to a running backend, starting one if needed; None on failure."""
-    sock = _connect(path)
-    if sock is not None:
-        return sock
+    """A connection to a backend that answers, starting a fresh one if needed; None on failure."""
+    deadline = time.monotonic() + config.start_timeout
+    sock, state = _checked(path, deadline)
+    if state == GONE:
+        sock, state = _start(config, path, deadline)
+    if state == SILENT:
+        _say("the backend at %s did not answer within %gs" % (path, config.start_timeout))
+    return sock
+
+
+def _start(config, path, deadline):
+    """Start a backend on path, unless whoever held the lock just did."""
     import fcntl
 
-    deadline = time.monotonic() + config.start_timeout
     lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         while True:
@@ -241,28 +284,30 @@ def backend(config, path):
                 break
             except BlockingIOError:
                 pass
-            sock = _connect(path)  # someone else is starting it
-            if sock is not None or time.monotonic() >= deadline:
-                return sock
+            if time.monotonic() >= deadline:
+                _say("another relay did not get the backend started within %gs" % config.start_timeout)
+                return None, GONE
             time.sleep(0.02)
-        sock = _connect(path)
-        if sock is not None:
-            return sock
+        sock, state = _checked(path, deadline)
+        if state != GONE:
+            return sock, state
+        if _is_socket(path):
+            # Nobody serves it: a fresh backend binds a new socket in its place.
+            _say("the backend at %s is gone; starting a fresh one" % path)
+            os.unlink(path)
         pid = spawn_backend(config, path)
         delay = 0.01
         while time.monotonic() < deadline:
-            sock = _connect(path)
-            if sock is not None:
-                if _answers(sock, deadline):
-                    return sock
-                sock.close()
+            sock, state = _checked(path, deadline)
+            if state != GONE:
+                return sock, state
             if pid is not None and not _alive(pid):
                 _say("backend exited during start-up; see %s.log" % path)
-                return None
+                return None, GONE
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
         _say("backend did not start within %gs; see %s.log" % (config.start_timeout, path))
-        return None
+        return None, GONE
     finally:
         os.close(lock_fd)
 
@@ -291,13 +336,16 @@ def _send_request(sock, environ):
     sock.sendall(
         p.encode_begin_request(1) + p.encode_stream(p.PARAMS, 1, p.encode_pairs(params)) + p.encode_record(p.PARAMS, 1)
     )
-    remaining = _body_length(environ)
+    length = remaining = _body_length(environ)
     while remaining:
         try:
             chunk = os.read(0, CHUNK if remaining < 0 else min(CHUNK, remaining))
         except OSError:
             chunk = b""
         if not chunk:
+            if remaining > 0:
+                # The backend refuses a body shorter than CONTENT_LENGTH.
+                _say("the request body ended after %d of %d bytes" % (length - remaining, length))
             break
         if remaining > 0:
             remaining -= len(chunk)
@@ -350,7 +398,7 @@ def main(config):
             site.main()
         from . import cgi
 
-        return cgi.serve(config)
+        return cgi.serve(config, front_end="relay")
     try:
         return forward(sock, dict(os.environb))
     finally:

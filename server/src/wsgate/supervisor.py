@@ -32,7 +32,10 @@ class WorkerProcess:
 
 
 class Supervisor:
-    """boot(slot) runs in each forked worker and returns its exit status."""
+    """boot(slot, lifeline) runs in each forked worker and returns its exit status.
+
+    lifeline is a file descriptor that becomes readable (EOF) when the master is gone.
+    """
 
     def __init__(self, boot, workers, graceful_timeout=30.0, idle_timeout=0.0, on_stop=None):
         self.boot = boot
@@ -57,6 +60,9 @@ class Supervisor:
         self._wake_r, self._wake_w = os.pipe()
         for fd in (self._wake_r, self._wake_w):
             os.set_blocking(fd, False)
+        # Workers hold the read end; only we hold the write end, so it reads
+        # EOF in every worker the moment we are gone, even by SIGKILL.
+        self._lifeline_r, self._lifeline_w = os.pipe()
         signal.set_wakeup_fd(self._wake_w)
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(signum, self._on_signal)
@@ -112,9 +118,10 @@ class Supervisor:
                 signal.set_wakeup_fd(-1)
                 os.close(self._wake_r)
                 os.close(self._wake_w)
+                os.close(self._lifeline_w)
                 for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                     signal.signal(signum, signal.SIG_DFL)
-                status = self.boot(Slot(self.board, index))
+                status = self.boot(Slot(self.board, index), self._lifeline_r)
             except SystemExit as exc:
                 status = exc.code if isinstance(exc.code, int) else 1
             except BaseException:

@@ -53,7 +53,7 @@ class Worker:
         max_requests=0,
         request_timeout=0.0,
         slot=None,
-        parent_pid=None,
+        lifeline=None,
         queue_size=None,
     ):
         self.listener = listener
@@ -64,7 +64,7 @@ class Worker:
         self.max_requests = max_requests
         self.request_timeout = request_timeout
         self.slot = slot
-        self.parent_pid = parent_pid
+        self.lifeline = lifeline
         self.jobs = queue.SimpleQueue()
         self.done = queue.SimpleQueue()
         self.wake_pending = False
@@ -114,6 +114,8 @@ class Worker:
     def run(self):
         self.listener.setblocking(False)
         self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
+        if self.lifeline is not None:
+            self.selector.register(self.lifeline, selectors.EVENT_READ, "lifeline")
         self._listen()
         for _ in range(self.threads):
             threading.Thread(target=self._thread, daemon=True).start()
@@ -126,6 +128,11 @@ class Worker:
                     self._on_listener()
                 elif key.data == "wake":
                     self._drain_wake()
+                elif key.data == "lifeline":
+                    # The master is gone: let a new one bind the socket, and
+                    # finish what was accepted here.
+                    self.selector.unregister(self.lifeline)
+                    self.stop("master went away")
                 else:
                     self._on_readable(key.data)
             self._collect_done()
@@ -134,8 +141,6 @@ class Worker:
             if self.relisten_at is not None and now >= self.relisten_at:
                 self.relisten_at = None
                 self._listen()
-            if self.parent_pid and os.getppid() != self.parent_pid:
-                self.stop("master went away")
             if self.stopping:
                 self._close_idle(now)
                 if self._drained():
@@ -156,9 +161,8 @@ class Worker:
         return timeout
 
     def _drained(self):
-        if self.in_app - self.expired:
-            return False
-        return not any(conn.request is not None for conn in self.connections.values())
+        """Nothing left to answer: every connection we accepted is closed."""
+        return not (self.in_app - self.expired) and not self.connections
 
     def _publish(self, active=False, state=None):
         if self.slot is not None:

@@ -64,6 +64,8 @@ def _plain(environ, start_response):
         "body_len": len(body),
         "body_head": body[:64].decode("latin-1"),
         "pid": os.getpid(),
+        "front_end": environ.get("wsgate.front_end"),
+        "relay_backend": environ.get("wsgate.relay_backend"),
     }
     data = json.dumps(info).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])

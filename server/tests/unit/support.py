@@ -19,7 +19,8 @@ def child_env(**extra):
 
 def wsgate_command(subcommand, *args, app="apps:application", python_flags=()):
     """The command line that starts `python -m wsgate SUBCOMMAND` on a test app."""
-    return [sys.executable, *python_flags, "-m", "wsgate", subcommand, "--app", app, *args]
+    app_args = ["--app", app] if app else []
+    return [sys.executable, *python_flags, "-m", "wsgate", subcommand, *app_args, *args]
 
 
 class Daemon:

@@ -131,3 +131,34 @@ def test_env_options_and_unloadable_app():
     assert split(proc.stdout)[0][0] == "Status: 500 Internal Server Error"
     assert b"missing_name" in proc.stderr
     assert proc.returncode == 1
+
+
+def test_front_end_is_cgi():
+    data = json.loads(split(run_cgi(cgi_env("/")).stdout)[1])
+    assert (data["front_end"], data["relay_backend"]) == ("cgi", None)
+
+
+def test_body_shorter_than_content_length_is_refused(tmp_path):
+    ledger = tmp_path / "ledger"
+    env = cgi_env("/record", "POST", CONTENT_LENGTH=str(1024**3), QUERY_STRING=str(ledger), HTTP_X_ID="short")
+    proc = run_cgi(env, b"abcd")
+    assert split(proc.stdout)[0][0] == "Status: 400 Bad Request"
+    assert b"ended after 4 of 1073741824 bytes" in proc.stderr
+    assert b"printed at import time" not in proc.stderr  # the app was never loaded
+    assert not ledger.exists()
+
+
+def test_long_body_shorter_than_content_length_is_refused(tmp_path):
+    ledger = tmp_path / "ledger"
+    body = os.urandom(1500000)
+    env = cgi_env("/record", "POST", CONTENT_LENGTH=str(2 * 1024 * 1024), QUERY_STRING=str(ledger), HTTP_X_ID="x")
+    proc = run_cgi(env, body)
+    assert split(proc.stdout)[0][0] == "Status: 400 Bad Request"
+    assert not ledger.exists()
+
+
+def test_long_body_is_read_whole():
+    body = os.urandom(3 * 1024 * 1024 + 5)
+    proc = run_cgi(cgi_env("/up", "POST", CONTENT_LENGTH=str(len(body))), body)
+    data = json.loads(split(proc.stdout)[1])
+    assert data["body_len"] == len(body) and data["body_head"] == body[:64].decode("latin-1")

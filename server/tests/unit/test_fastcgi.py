@@ -405,3 +405,118 @@ def test_systemd_socket_activation(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_front_end_is_fastcgi(server):
+    data = info(request(server.path, "/"))
+    assert (data["front_end"], data["relay_backend"]) == ("fastcgi", None)
+
+
+def test_front_end_relay_for_the_relay_backend(daemon):
+    d = daemon("--workers", "1", "--front-end", "relay")
+    data = info(request(d.path, "/"))
+    assert (data["front_end"], data["relay_backend"]) == ("relay", "warm")
+
+
+@pytest.mark.parametrize("declared", [2 * 1024 * 1024, 1024 * 1024 * 1024])
+def test_body_shorter_than_content_length_is_refused(daemon, tmp_path, declared):
+    d = daemon("--workers", "1")
+    ledger = str(tmp_path / "ledger")
+    client = Client(d.path)
+    client.begin(1, keep_conn=True)
+    env = cgi_params("/record?" + ledger, "POST")
+    env.update(CONTENT_LENGTH=str(declared), HTTP_X_ID="short")
+    client.params(env)
+    client.stdin(b"abcd")
+    reply = client.reply()
+    assert reply.status == 400 and reply.end == (400, p.REQUEST_COMPLETE)
+    assert not os.path.exists(ledger)  # the application never ran
+    assert wait_until(lambda: "ended after 4 of %d bytes" % declared in d.log)
+    # the connection stays usable
+    assert info(client.request("/next", keep_conn=True))["PATH_INFO"] == "/next"
+    client.close()
+
+
+def test_body_cut_by_eof_never_reaches_the_app(server, tmp_path):
+    ledger = str(tmp_path / "ledger")
+    client = Client(server.path)
+    client.begin(1)
+    env = cgi_params("/record?" + ledger, "POST")
+    env.update(CONTENT_LENGTH="100", HTTP_X_ID="cut")
+    client.params(env)
+    client.stdin(b"abcd", end=False)
+    client.close()
+    assert info(request(server.path, "/after"))["PATH_INFO"] == "/after"
+    assert not os.path.exists(ledger)
+
+
+def test_pidfile_is_locked_while_the_master_runs_and_removed_at_exit(daemon, tmp_path):
+    import fcntl
+
+    pidfile = tmp_path / "master.pid"
+    d = daemon("--workers", "2", "--pidfile", str(pidfile))
+    assert wait_until(lambda: _try_pid(d.path))
+    assert int(pidfile.read_text()) == d.proc.pid
+    with open(pidfile) as handle:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(10) == 0
+    assert not pidfile.exists()
+
+
+def test_pidfile_of_a_killed_master_is_left_unlocked(daemon, tmp_path):
+    import fcntl
+
+    pidfile = tmp_path / "master.pid"
+    d = daemon("--workers", "2", "--pidfile", str(pidfile))
+    workers = {info(request(d.path, "/"))["pid"] for _ in range(4)}
+    d.proc.kill()
+    d.proc.wait()
+    # the workers hold no copy of the lock: stale at once, though they may still be exiting
+    with open(pidfile) as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    assert wait_until(lambda: all(_gone(pid) for pid in workers))
+
+
+def _listening(path):
+    probe = socket.socket(socket.AF_UNIX)
+    try:
+        probe.connect(path)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def _gone(pid):
+    """The process has exited (an orphan may stay a zombie until its new parent reaps it)."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_workers_of_a_killed_master_answer_what_they_accepted_and_stop(daemon):
+    d = daemon("--workers", "1")
+    worker = info(request(d.path, "/"))["pid"]
+    try:
+        client = Client(d.path)
+        # answered, so the worker has accepted this connection
+        client.send(p.encode_record(p.GET_VALUES, 0, p.encode_pairs([(b"FCGI_MPXS_CONNS", b"")])))
+        assert client.next_record().type == p.GET_VALUES_RESULT
+        d.proc.kill()
+        d.proc.wait()
+        assert wait_until(lambda: "worker stopping (master went away)" in d.log)
+        # it no longer listens: a new master could bind the socket
+        assert wait_until(lambda: not _listening(d.path))
+        assert info(client.request("/accepted-before"))["PATH_INFO"] == "/accepted-before"
+        client.close()
+        assert wait_until(lambda: _gone(worker))
+    finally:
+        try:
+            os.kill(worker, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

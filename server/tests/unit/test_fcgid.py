@@ -156,3 +156,29 @@ def test_not_started_by_fcgid(tmp_path):
         timeout=20,
     )
     assert proc.returncode == 2 and b"mod_fcgid" in proc.stderr
+
+
+def test_front_end_is_fcgid(tmp_path):
+    proc, path = start(tmp_path)
+    try:
+        data = json.loads(fcgid_request(path, "/").body)
+        assert (data["front_end"], data["relay_backend"]) == ("fcgid", None)
+    finally:
+        stop(proc)
+
+
+def test_body_shorter_than_content_length_is_refused(tmp_path):
+    proc, path = start(tmp_path)
+    ledger = tmp_path / "ledger"
+    try:
+        client = Client(path)
+        client.begin(1)
+        env = fcgid_params("/record", str(ledger))
+        env.update(REQUEST_METHOD="POST", CONTENT_LENGTH=str(1024**3), HTTP_X_ID="short")
+        client.params(env)
+        client.stdin(b"abcd")
+        reply = client.reply()
+        assert reply.status == 400 and reply.end[0] == 400
+        assert not ledger.exists()
+    finally:
+        stop(proc)

@@ -1,6 +1,8 @@
+import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -95,7 +97,14 @@ def test_fallback_in_process_when_backend_cannot_start(tmp_path):
     proc = subprocess.run(cmd, env=environ, capture_output=True, timeout=30)
     data = body_of(proc)
     assert data["run_once"] is True and data["PATH_INFO"] == "/fallback"
+    assert (data["front_end"], data["relay_backend"]) == ("relay", "in-process")
     assert b"in-process" in proc.stderr
+
+
+def test_front_end_of_the_warm_backend(relay):
+    data = body_of(relay("/warm"))
+    assert (data["front_end"], data["relay_backend"]) == ("relay", "warm")
+    assert data["run_once"] is False
 
 
 def test_fallback_when_backend_dies_at_start(tmp_path):
@@ -211,3 +220,138 @@ def test_default_socket_is_private(tmp_path):
     assert len(socks) == 1 and socks[0].stat().st_mode & 0o777 == 0o600
     for pid in backends(str(tmp_path)):
         os.kill(pid, signal.SIGKILL)
+
+
+def _gone(pid):
+    """The process has exited (an orphan may stay a zombie until its new parent reaps it)."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _master(sock):
+    with open(sock + ".pid") as handle:
+        return int(handle.read())
+
+
+def test_relay_replaces_a_backend_whose_master_was_killed(relay):
+    first = body_of(relay("/one"))
+    master = _master(relay.sock)
+    os.kill(master, signal.SIGKILL)
+    second = body_of(relay("/two"))
+    assert second["PATH_INFO"] == "/two" and second["relay_backend"] == "warm"
+    # the orphaned worker stops, so that a fresh backend holds the socket
+    assert wait_until(lambda: _gone(first["pid"]))
+    third = body_of(relay("/three"))
+    assert third["relay_backend"] == "warm" and third["pid"] != first["pid"]
+    assert _master(relay.sock) != master and not _gone(_master(relay.sock))
+
+
+class DroppingListener:
+    """A socket that accepts connections and closes them unread, like the worker of a dead master used to."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(path)
+        self.sock.listen(8)
+        self.sock.settimeout(0.05)
+        self.stopped = threading.Event()
+        self.dropped = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            conn.close()
+            self.dropped += 1
+
+    def close(self):
+        self.stopped.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def test_relay_replaces_a_backend_that_drops_connections(relay):
+    dropping = DroppingListener(relay.sock)
+    try:
+        proc = relay("/replaced")
+        data = body_of(proc)
+        assert data["relay_backend"] == "warm" and data["PATH_INFO"] == "/replaced"
+        assert dropping.dropped >= 1 and b"is gone; starting a fresh one" in proc.stderr
+    finally:
+        dropping.close()
+
+
+def test_relay_runs_in_process_when_the_fresh_backend_does_not_answer(tmp_path):
+    app = tmp_path / "slow_backend.py"
+    app.write_text(
+        "import sys\nimport time\n\n"
+        "if 'fastcgi' in sys.argv:\n"
+        "    time.sleep(30)  # the backend never gets ready in time\n\n"
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [environ['wsgate.relay_backend'].encode()]\n"
+    )
+    sock = str(tmp_path / "slow.sock")
+    dropping = DroppingListener(sock)
+    try:
+        cmd = wsgate_command("relay", "--socket", sock, "--start-timeout", "1", "--app-file", str(app), app=None)
+        proc = subprocess.run(cmd, env=cgi_env("/"), capture_output=True, timeout=30)
+        assert split(proc.stdout)[1] == b"in-process", (proc.stderr, dropping.dropped)
+        assert b"starting a fresh one" in proc.stderr and b"running the application in-process" in proc.stderr
+    finally:
+        dropping.close()
+        for pid in backends(str(tmp_path)):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_body_shorter_than_content_length_is_refused(relay, tmp_path):
+    ledger = tmp_path / "ledger"
+    env = {"CONTENT_LENGTH": str(1024**3), "QUERY_STRING": str(ledger), "HTTP_X_ID": "short", "REQUEST_METHOD": "POST"}
+    relay("/warm")
+    proc = relay("/record", env=env, body=b"abcd")
+    assert split(proc.stdout)[0][0] == "Status: 400 Bad Request", (proc.stdout, proc.stderr)
+    assert b"ended after 4 of 1073741824 bytes" in proc.stderr
+    assert not ledger.exists()
+
+
+def test_in_process_body_shorter_than_content_length_is_refused(tmp_path):
+    ledger = tmp_path / "ledger"
+    env = cgi_env("/record", "POST", CONTENT_LENGTH=str(1024**3), QUERY_STRING=str(ledger), HTTP_X_ID="short")
+    cmd = wsgate_command("relay", "--socket", str(tmp_path / "missing-dir" / "x.sock"), "--start-timeout", "0.5")
+    proc = subprocess.run(cmd, input=b"abcd", env=env, capture_output=True, timeout=30)
+    assert split(proc.stdout)[0][0] == "Status: 400 Bad Request"
+    assert not ledger.exists()
+
+
+def test_backend_pidfile_for_reload_and_stop(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    sock = str(run_dir / "relay.sock")
+    cmd = wsgate_command("relay", "--socket", sock, "--workers", "2")
+
+    def relayed():
+        return body_of(subprocess.run(cmd, env=cgi_env("/"), capture_output=True, timeout=30))
+
+    try:
+        old_worker = relayed()["pid"]
+        master = _master(sock)
+        assert master in backends(str(tmp_path))
+        with open(sock + ".pid") as handle:  # locked while the master runs
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        os.kill(master, signal.SIGHUP)
+        assert wait_until(lambda: _gone(old_worker), timeout=10)
+        assert relayed()["pid"] != old_worker and _master(sock) == master
+        os.kill(master, signal.SIGTERM)
+        assert wait_until(lambda: _gone(master), timeout=10)
+        assert not os.path.exists(sock) and not os.path.exists(sock + ".pid")
+    finally:
+        for pid in backends(str(tmp_path)):
+            os.kill(pid, signal.SIGKILL)

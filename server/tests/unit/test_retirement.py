@@ -17,9 +17,8 @@ CONNECTIONS = 6
 LIMIT = 2000
 
 
-def _hammer(path, ledger, name, results):
+def _hammer(client, ledger, name, results):
     """Requests on one kept connection until the worker closes it."""
-    client = Client(path)
     answered = []
     unanswered = None
     try:
@@ -49,9 +48,11 @@ def _ran(ledger):
 
 def _run_until_closed(path, ledger, trigger):
     results = []
+    # connected before anything can stop the daemon (SIGTERM removes its socket)
+    clients = [Client(path) for _ in range(CONNECTIONS)]
     threads = [
-        threading.Thread(target=_hammer, args=(path, ledger, "c%d" % i, results), daemon=True)
-        for i in range(CONNECTIONS)
+        threading.Thread(target=_hammer, args=(client, ledger, "c%d" % i, results), daemon=True)
+        for i, client in enumerate(clients)
     ]
     for t in threads:
         t.start()
