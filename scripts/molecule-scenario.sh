@@ -19,7 +19,8 @@ def sequence(path):
     return data.get("scenario", {}).get("test_sequence")
 
 steps = sequence(f"molecule/{sys.argv[1]}/molecule.yml") or sequence(".config/molecule/config.yml")
-print(" ".join(step for step in steps if step not in ("destroy", "syntax")))
+# `molecule create` runs the prepare playbook itself.
+print(" ".join(step for step in steps if step not in ("destroy", "syntax", "prepare")))
 PY
 )
 

@@ -157,4 +157,4 @@ def converge(limit, *extra_vars):
 def inventory_hosts():
     """The scenario's hosts, from the inventory Molecule wrote."""
     inventory = yaml.safe_load(Path(os.environ["MOLECULE_INVENTORY_FILE"]).read_text())
-    return sorted(inventory["all"]["children"]["vps"]["hosts"])
+    return sorted(inventory["vps"]["hosts"])

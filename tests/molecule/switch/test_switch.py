@@ -5,6 +5,7 @@ belong to the user that now runs the app. Then a second app joins the host,
 first in the same mode, then in another, and neither disturbs the other."""
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,7 @@ def test_switch(host, mode):
             assert not host.file(path).exists, (other, path)
         if other != mode:
             for pattern in MODES[other]["processes"]:
-                assert host.run(f"pgrep -f -- {pattern!r}").rc == 1, (other, pattern)
+                assert host.run(f"pgrep -f -- {shlex.quote(pattern)}").rc == 1, (other, pattern)
     assert MODES[mode]["module"] in host.check_output(f"{platform['ctl']} -M")
 
     owner = runs_as(host, mode)
