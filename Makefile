@@ -10,6 +10,8 @@ BIN := $(VENV)/bin
 MODE ?= embedded
 DEMO_NAME := django-vps-demo
 DEMO_PORT ?= 8080
+DEMO_SSH_PORT ?= 2222
+export DEMO_SSH_PORT
 DEMO_IMAGE ?= 13
 SCENARIOS := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
 # Every recipe line runs with the project-local containers.conf.
@@ -51,7 +53,7 @@ images: host-packages
 
 demo: venv host-packages
 	$(PODMAN_ENV) scripts/build-image.sh $(DEMO_IMAGE)
-	$(PODMAN_ENV) scripts/demo-vps.sh up $(DEMO_NAME) localhost/vps-debian:$(DEMO_IMAGE) $(DEMO_PORT)
+	$(PODMAN_ENV) scripts/demo-vps.sh up $(DEMO_NAME) localhost/vps-debian:$(DEMO_IMAGE) $(DEMO_PORT) $(DEMO_SSH_PORT)
 	@echo "==> site.yml against inventory/demo (mode: $(MODE))"
 	$(PODMAN_ENV) ANSIBLE_CONFIG=ansible.cfg $(BIN)/ansible-playbook site.yml -i inventory/demo \
 		-e wsgi_deployment_mode=$(MODE)

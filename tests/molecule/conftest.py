@@ -95,6 +95,12 @@ def platform_of(host):
     return PLATFORMS[host.system_info.distribution]
 
 
+def running(host, pattern):
+    """Command lines of the host's processes that match a regex. Read from
+    ps rather than pgrep -f, which would also match the shell that runs it."""
+    return [line for line in host.check_output("ps -eo args=").splitlines() if re.search(pattern, line)]
+
+
 def traces(mode, platform):
     return {path.format(**platform) for path in MODES[mode]["traces"]}
 

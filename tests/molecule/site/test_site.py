@@ -4,11 +4,10 @@ by the MODES and PLATFORMS tables; the mode comes from the host's name."""
 
 import hashlib
 import re
-import shlex
 import uuid
 
 import testinfra
-from conftest import APP, MODES, converge, inventory_hosts, mode_of, platform_of, traces
+from conftest import APP, MODES, converge, inventory_hosts, mode_of, platform_of, running, traces
 
 
 def test_apache_is_running_and_enabled(host):
@@ -111,7 +110,7 @@ def test_served_by_proves_the_mode(host, site):
     runs_as = platform_of(host)["user"] if MODES[mode]["runs_as"] == "apache" else APP
     assert served["user"] == runs_as
     for pattern in MODES[mode]["processes"]:
-        assert host.run(f"pgrep -f -- {shlex.quote(pattern)}").rc == 0, pattern
+        assert running(host, pattern), pattern
 
 
 def test_code_is_not_writable_by_the_app(host):

@@ -5,11 +5,10 @@ belong to the user that now runs the app. Then a second app joins the host,
 first in the same mode, then in another, and neither disturbs the other."""
 
 import json
-import shlex
 from pathlib import Path
 
 import pytest
-from conftest import APP, MODES, Site, converge, platform_of, traces
+from conftest import APP, MODES, Site, converge, platform_of, running, traces
 
 # From the scenario's converge (embedded) through every other mode and back.
 WALK = ["daemon", "fastcgi", "fcgid", "cgi", "relay", "embedded"]
@@ -71,7 +70,7 @@ def test_switch(host, mode):
             assert not host.file(path).exists, (other, path)
         if other != mode:
             for pattern in MODES[other]["processes"]:
-                assert host.run(f"pgrep -f -- {shlex.quote(pattern)}").rc == 1, (other, pattern)
+                assert not running(host, pattern), (other, pattern)
     assert MODES[mode]["module"] in host.check_output(f"{platform['ctl']} -M")
 
     owner = runs_as(host, mode)
