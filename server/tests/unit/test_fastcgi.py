@@ -511,3 +511,20 @@ def test_workers_of_a_killed_master_answer_what_they_accepted_and_stop(daemon):
             os.kill(worker, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_a_slow_upload_does_not_hold_the_only_thread(daemon):
+    d = daemon("--workers", "1", "--threads", "1", "--queue", "1")
+    slow = Client(d.path)
+    slow.begin(1)
+    env = cgi_params("/upload", "POST")
+    env["CONTENT_LENGTH"] = "8"
+    slow.params(env)
+    slow.stdin(b"half", end=False)
+    # while the upload waits for its second half, another request is served at once
+    started = time.monotonic()
+    assert info(request(d.path, "/quick"))["PATH_INFO"] == "/quick"
+    assert time.monotonic() - started < 1.0
+    slow.stdin(b"more")
+    assert info(slow.reply())["body_len"] == 8
+    slow.close()
