@@ -279,7 +279,7 @@ FASTCGI_OPTIONS = [
         "pidfile",
         _text,
         None,
-        "write the master process id to this file, locked (flock) while the master runs and removed when it exits.",
+        "write the master process id to this file, locked (fcntl) while the master runs and removed when it exits.",
         "PATH",
     ),
     _IDLE_TIMEOUT,

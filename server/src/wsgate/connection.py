@@ -1,7 +1,7 @@
 """One FastCGI connection: records in, complete requests out, responses back.
 
-A Connection is fed bytes by whoever owns the socket (a worker's event loop
-or the single-threaded mod_fcgid loop). Requests are handed out only once
+A Connection is fed bytes by whoever owns the socket at the time (a worker's
+thread, or the single-threaded mod_fcgid loop). Requests are handed out only once
 their PARAMS and STDIN streams have ended, with the body spooled, so the
 application never waits on the web server while holding a thread.
 Writes come from the request's own thread and are serialised by a lock.
@@ -14,12 +14,12 @@ import threading
 
 from . import log
 from . import protocol as p
-from .environ import LimitedInput, add_wsgi_keys, decode_variables, fix_paths
+from .environ import LimitedInput, add_wsgi_keys, fix_paths
 from .response import ClientDisconnected, Response, error_head, run_app
 
 MAX_PARAMS = 1024 * 1024
 SPOOL_IN_MEMORY = 1024 * 1024
-RELAY_MARK = b"WSGATE_CGI_RELAY"
+RELAY_MARK = "WSGATE_CGI_RELAY"
 
 
 class Settings:
@@ -105,10 +105,7 @@ class Request:
 
     def describe(self):
         variables = self.variables or {}
-        return "%s %s" % (
-            variables.get(b"REQUEST_METHOD", b"?").decode("latin-1"),
-            variables.get(b"REQUEST_URI", b"").decode("latin-1"),
-        )
+        return "%s %s" % (variables.get("REQUEST_METHOD", "?"), variables.get("REQUEST_URI", ""))
 
 
 class Connection:
@@ -121,12 +118,13 @@ class Connection:
         self.closed = False
         # No request is started here any more: the last answer is on its way.
         self.closing = False
-        # Kept by the owner of the socket: when it was accepted, how many
-        # requests it has served, and how many are handed to threads that
-        # may still write here (it must not be closed under them).
+        # Kept by the worker: when it was accepted, how many requests it has
+        # served, whether it waits in the worker's epoll for its next request
+        # (parked: no thread has it) and whether it was ever put there.
         self.accepted_at = 0.0
         self.served = 0
-        self.running = 0
+        self.parked = False
+        self.registered = False
 
     def fileno(self):
         return self.sock.fileno()
@@ -141,7 +139,7 @@ class Connection:
     def receive(self, flags=0):
         """Read what is available; a list of ("run"|"done", Request), None at EOF.
 
-        flags go to recv() (socket.MSG_DONTWAIT from an event loop).
+        flags go to recv() (socket.MSG_DONTWAIT where reads must not block).
         Raises ProtocolError for bytes that are not FastCGI.
         """
         try:
@@ -239,16 +237,16 @@ class Connection:
             return
         req.stage = "stdin"
         try:
-            req.variables = p.decode_pairs(req.params.value())
+            req.variables = p.decode_params(req.params.value())
         except p.ProtocolError as exc:
             log.warn("bad request parameters: %s", exc)
             req.refuse("400 Bad Request")
             return
         finally:
             req.params = None
-        raw = req.variables.get(b"CONTENT_LENGTH", b"").strip()
+        raw = req.variables.get("CONTENT_LENGTH", "").strip()
         if raw:
-            if not raw.isdigit():
+            if not (raw.isascii() and raw.isdigit()):
                 req.refuse("400 Bad Request")
             elif int(raw) > self.settings.max_body:
                 req.refuse("413 Content Too Large")
@@ -289,7 +287,7 @@ class Connection:
             events.append(("done", req))
             return
         if req.declared_length is None:
-            req.variables[b"CONTENT_LENGTH"] = str(req.body_size).encode()
+            req.variables["CONTENT_LENGTH"] = str(req.body_size)
         if req.body is not None:
             req.body.seek(0)
         events.append(("run", req))
@@ -414,7 +412,7 @@ def run_request(req, app, poll=None):
     """
     conn = req.conn
     settings = conn.settings
-    environ = decode_variables(req.variables)
+    environ = req.variables
     fix_paths(
         environ,
         settings.mount_prefix,

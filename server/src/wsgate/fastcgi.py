@@ -67,8 +67,6 @@ def main(config):
     master_pid = os.getpid()
 
     def boot(slot, lifeline):
-        if pidfile is not None:
-            pidfile.forget()
         try:
             app = load_app(config)
         except BaseException:

@@ -1,8 +1,9 @@
 """The master's pid file: written whole, locked while the master runs, removed at a clean exit.
 
-The lock (flock) tells a running master from the file a killed one left
-behind: `pkill -HUP -L -F FILE` signals only a process whose pid file is
-still locked.
+The lock is a POSIX record lock (fcntl), which belongs to the master alone:
+forked workers do not hold it, so it ends the moment the master does, and
+`pkill -HUP -L -F FILE` signals only a process whose pid file is still
+locked, never one whose pid was reused after a SIGKILL.
 """
 
 import fcntl
@@ -18,7 +19,7 @@ class PidFile:
         temporary = "%s.%d.tmp" % (self.path, pid)
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.write(fd, b"%d\n" % pid)
             os.replace(temporary, self.path)
         except BaseException:
@@ -29,12 +30,6 @@ class PidFile:
                 pass
             raise
         self.fd = fd
-
-    def forget(self):
-        """In a forked worker: the lock belongs to the master alone."""
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
 
     def remove(self):
         """Remove the file, unless another master has replaced it since."""

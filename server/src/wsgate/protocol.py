@@ -53,6 +53,8 @@ def encode_record(rtype, request_id, content=b""):
 
 def encode_stream(rtype, request_id, data):
     """Records carrying data, split at 65535 bytes. Empty data gives no record."""
+    if len(data) <= MAX_CONTENT:
+        return encode_record(rtype, request_id, data) if data else b""
     view = memoryview(data)
     return b"".join(
         encode_record(rtype, request_id, view[pos : pos + MAX_CONTENT]) for pos in range(0, len(view), MAX_CONTENT)
@@ -101,12 +103,41 @@ def _decode_length(data, pos):
     return _LONG.unpack_from(data, pos)[0] & 0x7FFFFFFF, pos + 4
 
 
-def iter_pairs(data):
-    """Yield (name, value) bytes pairs; ProtocolError on a truncated pair.
+def _pairs(data, values):
+    """[(name, value)] sliced from values (data itself, or data decoded as latin-1).
 
     Declared lengths are checked against the data present before any slice,
-    so a forged length never makes us allocate more than the input size.
+    so a forged length never makes us allocate more than the input size. The
+    one-byte lengths of nearly every pair are read inline: this runs for
+    every request.
     """
+    pairs = []
+    pos = 0
+    end = len(data)
+    while pos < end:
+        name_len = data[pos]
+        if name_len < 0x80:
+            pos += 1
+        else:
+            name_len, pos = _decode_length(data, pos)
+        if pos >= end:
+            raise ProtocolError("name-value pair truncated")
+        value_len = data[pos]
+        if value_len < 0x80:
+            pos += 1
+        else:
+            value_len, pos = _decode_length(data, pos)
+        start = pos
+        pos += name_len
+        if pos + value_len > end:
+            raise ProtocolError("name-value pair truncated")
+        pairs.append((values[start:pos], values[pos : pos + value_len]))
+        pos += value_len
+    return pairs
+
+
+def iter_pairs(data):
+    """Yield (name, value) bytes pairs, one at a time; ProtocolError on a truncated pair."""
     data = bytes(data)
     pos = 0
     end = len(data)
@@ -123,7 +154,17 @@ def iter_pairs(data):
 
 def decode_pairs(data):
     """Name-value pairs as a dict; a repeated name keeps its last value."""
-    return dict(iter_pairs(data))
+    data = bytes(data)
+    return dict(_pairs(data, data))
+
+
+def decode_params(data):
+    """FastCGI parameters as a dict of str, each carrying its bytes as latin-1 (PEP 3333).
+
+    A repeated name keeps its last value.
+    """
+    data = bytes(data)
+    return dict(_pairs(data, data.decode("latin-1")))
 
 
 class Record:

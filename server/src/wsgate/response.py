@@ -30,7 +30,7 @@ class ClientDisconnected(Exception):
 def _check_status(status):
     if not isinstance(status, str):
         raise TypeError("status must be str, got %r" % (status,))
-    if len(status) < 4 or not status[:3].isdigit() or status[3] != " " or _BAD_VALUE.intersection(status):
+    if len(status) < 4 or not status[:3].isdigit() or status[3] != " " or not _BAD_VALUE.isdisjoint(status):
         raise ValueError("status must look like '200 OK', got %r" % (status,))
 
 
@@ -39,7 +39,7 @@ def _check_header(name, value):
         raise TypeError("header name and value must be str, got %r" % ((name, value),))
     if not name or not _TOKEN.issuperset(name):
         raise ValueError("invalid header name %r" % (name,))
-    if _BAD_VALUE.intersection(value):
+    if not _BAD_VALUE.isdisjoint(value):
         raise ValueError("control character in value of header %r" % (name,))
 
 
@@ -164,9 +164,11 @@ def run_app(app, environ, response, should_stop=None, logger=log):
         result = app(environ, response.start_response)
         if isinstance(result, (list, tuple)) and len(result) == 1:
             response.length_hint = len(result[0])
+        first = True
         for chunk in result:
-            if should_stop is not None and should_stop():
+            if should_stop is not None and not first and should_stop():
                 raise ClientDisconnected("request aborted")
+            first = False
             response.write(chunk)
         response.finish()
     except ClientDisconnected as exc:

@@ -16,9 +16,9 @@ class Scoreboard:
         self.slots = slots
         self._map = mmap.mmap(-1, _SLOT.size * slots)
 
-    def publish(self, slot, busy, state, active=False):
-        old = self.read(slot)
-        last = time.time() if active else old[0]
+    def publish(self, slot, busy, state, activity=None):
+        """activity: time.time() of the last request, None to keep the one published."""
+        last = self.read(slot)[0] if activity is None else activity
         _SLOT.pack_into(self._map, slot * _SLOT.size, last, busy, state)
 
     def reset(self, slot):
@@ -36,7 +36,7 @@ class Slot:
         self.index = index
         self.state = STARTING
 
-    def publish(self, busy, active=False, state=None):
+    def publish(self, busy, activity=None, state=None):
         if state is not None:
             self.state = state
-        self.board.publish(self.index, busy, self.state, active)
+        self.board.publish(self.index, busy, self.state, activity)

@@ -1,17 +1,27 @@
-"""A worker process: one event loop thread for sockets, a pool of request threads.
+"""A worker process: request threads that each serve a connection from start to end.
 
-The event loop accepts connections, reads records, spools bodies and watches
-deadlines; threads only run complete requests. That keeps idle keep-alive
-connections (mod_proxy_fcgi enablereuse=on) from pinning threads, lets
-ABORT_REQUEST and EOF be seen while the application runs, and gives request
-timeouts without SIGALRM: an expired request is answered from here and the
-worker retires, since its stuck thread cannot be killed.
+The threads wait together on one epoll: the listening socket (registered
+EPOLLEXCLUSIVE, so that a new connection wakes one worker process, not all)
+and the kept connections between two requests (EPOLLONESHOT, so that a
+readable one goes to one thread). The thread an event wakes reads the
+request, runs the application and writes the answer itself: nothing is
+handed from thread to thread on the way, as in mod_wsgi's daemon mode.
+A connection whose request is not complete after a short wait (a slow
+upload) goes back to the epoll instead of holding its thread, and so does
+an idle kept connection (mod_proxy_fcgi enablereuse=on).
+
+The main thread keeps house: signals, the master's lifeline, the scoreboard,
+request deadlines (an expired request is answered 504 from here and the
+worker retires, since its stuck thread cannot be stopped), and overload:
+when no thread has come free for a moment, it takes the waiting connections
+itself and queues their requests for the next free thread (up to --queue),
+answering 503 beyond that.
 """
 
+import collections
 import errno
 import os
-import queue
-import selectors
+import select
 import signal
 import socket
 import struct
@@ -23,11 +33,14 @@ from . import protocol as p
 from .connection import Connection, run_request
 from .scoreboard import READY, STOPPING
 
-LOOP_TICK = 1.0
+TICK = 0.25
 ACCEPT_DEFER = 0.05
+PARTIAL_WAIT = 0.002
 FRESH_CONNECTION_GRACE = 2.0
 SOCKET_TIMEOUT = 300.0
 _TIMEVAL = struct.Struct("@ll")
+_WAITING = select.EPOLLIN | select.EPOLLONESHOT
+_ACCEPTING = select.EPOLLIN | select.EPOLLET
 
 
 def _limit_send_time(sock):
@@ -35,12 +48,18 @@ def _limit_send_time(sock):
 
     A socket timeout would do, but Python then polls before every recv and
     send; the kernel's send timeout costs nothing per call. Reads never
-    block: the loop only reads what the selector reported, with MSG_DONTWAIT.
+    block: they use MSG_DONTWAIT, after the epoll or a poll said so.
     """
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _TIMEVAL.pack(int(SOCKET_TIMEOUT), 0))
     except (OSError, AttributeError):
         sock.settimeout(SOCKET_TIMEOUT)
+
+
+def _readable(sock, timeout):
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
 
 
 class Worker:
@@ -57,31 +76,36 @@ class Worker:
         queue_size=None,
     ):
         self.listener = listener
+        self.listener_fd = listener.fileno()
         self.app = app
         self.settings = settings
         self.threads = threads
-        self.capacity = threads + (threads if queue_size is None else queue_size)
+        self.queue_size = threads if queue_size is None else queue_size
         self.max_requests = max_requests
         self.request_timeout = request_timeout
         self.slot = slot
         self.lifeline = lifeline
-        self.jobs = queue.SimpleQueue()
-        self.done = queue.SimpleQueue()
-        self.wake_pending = False
+        # Guards the bookkeeping below; never held while a request runs.
+        self.lock = threading.Lock()
+        self.listener_lock = threading.Lock()
+        self.poller = select.epoll()
         self.connections = {}
-        self.in_app = set()
+        self.running = {}
         self.expired = set()
-        self.handled = 0
+        self.pending = collections.deque()
+        self.waiting = [False] * threads
+        self.free_since = time.monotonic()
+        self.last_activity = time.time()
         self.started = 0
+        self.handled = 0
         self.stopping = None
         self.stop_requested = False
         self.listening = False
-        self.deferred = False
         self.relisten_at = None
-        self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(self.wake_w, False)
+        self.queue_r, self.queue_w = os.pipe()
+        for fd in (self.wake_r, self.wake_w, self.queue_r, self.queue_w):
+            os.set_blocking(fd, False)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -93,54 +117,42 @@ class Worker:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
     def _on_sigterm(self, signum, frame):
-        # Acted on at the top of the loop, not in the middle of an event.
+        # Acted on by the main loop, not in the middle of whatever it was doing.
         self.stop_requested = True
-
-    def stop(self, reason):
-        if self.stopping:
-            return
-        self.stopping = reason
-        self.settings.retiring = True
-        log.info("worker stopping (%s) after %d requests", reason, self.handled)
-        if reason == "SIGTERM":
-            self._accept_backlog()
-        self._stop_listening()
-        try:
-            self.listener.close()
-        except OSError:
-            pass
-        self._publish(state=STOPPING)
 
     def run(self):
         self.listener.setblocking(False)
-        self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
-        if self.lifeline is not None:
-            self.selector.register(self.lifeline, selectors.EVENT_READ, "lifeline")
+        self.poller.register(self.queue_r, select.EPOLLIN)
         self._listen()
-        for _ in range(self.threads):
-            threading.Thread(target=self._thread, daemon=True).start()
-        self._publish(state=READY)
+        for index in range(self.threads):
+            threading.Thread(target=self._serve, args=(index,), daemon=True).start()
+        self._publish(READY)
+        watched = select.poll()
+        watched.register(self.wake_r, select.POLLIN)
+        if self.lifeline is not None:
+            watched.register(self.lifeline, select.POLLIN)
         while True:
+            try:
+                readable = [fd for fd, _ in watched.poll(self._timeout() * 1000)]
+            except InterruptedError:
+                readable = []
+            if self.wake_r in readable:
+                self._drain(self.wake_r)
+            if self.lifeline in readable:
+                # The master is gone: let a new one bind the socket, and
+                # finish what was accepted here.
+                watched.unregister(self.lifeline)
+                self.stop("master went away")
             if self.stop_requested:
                 self.stop("SIGTERM")
-            for key, _ in self.selector.select(self._timeout()):
-                if key.data == "listener":
-                    self._on_listener()
-                elif key.data == "wake":
-                    self._drain_wake()
-                elif key.data == "lifeline":
-                    # The master is gone: let a new one bind the socket, and
-                    # finish what was accepted here.
-                    self.selector.unregister(self.lifeline)
-                    self.stop("master went away")
-                else:
-                    self._on_readable(key.data)
-            self._collect_done()
             now = time.monotonic()
             self._check_deadlines(now)
             if self.relisten_at is not None and now >= self.relisten_at:
                 self.relisten_at = None
                 self._listen()
+            if self._saturated(now):
+                self._take_overflow()
+            self._publish()
             if self.stopping:
                 self._close_idle(now)
                 if self._drained():
@@ -148,137 +160,167 @@ class Worker:
         log.info("worker exiting after %d requests", self.handled)
         return 0
 
+    def stop(self, reason):
+        """Stop taking requests; callable from any thread."""
+        with self.lock:
+            if self.stopping:
+                return
+            self.stopping = reason
+            self.settings.retiring = True
+        log.info("worker stopping (%s) after %d requests", reason, self.handled)
+        if reason == "SIGTERM":
+            self._accept_backlog()
+        with self.listener_lock:
+            self._stop_listening()
+            self.listener_fd = -1
+            try:
+                self.listener.close()
+            except OSError:
+                pass
+        self._publish(STOPPING)
+        try:
+            os.write(self.wake_w, b".")
+        except OSError:
+            pass
+
     def _timeout(self):
-        timeout = LOOP_TICK
         now = time.monotonic()
+        timeout = TICK
+        if not any(self.waiting):
+            # Every thread is busy: look again once the oldest has been for ACCEPT_DEFER.
+            busy_for = now - self.free_since
+            timeout = ACCEPT_DEFER - busy_for if busy_for < ACCEPT_DEFER else ACCEPT_DEFER
+        with self.lock:
+            deadlines = [req.deadline for req in self.running.values() if req.deadline is not None]
+            deadlines += [req.deadline for _, req in self.pending if req.deadline is not None]
+        if deadlines:
+            timeout = min(timeout, max(0.0, min(deadlines) - now))
         if self.relisten_at is not None:
             timeout = min(timeout, max(0.0, self.relisten_at - now))
-        for req in self.in_app:
-            if req.deadline is not None and req not in self.expired:
-                timeout = min(timeout, max(0.0, req.deadline - now))
         if self.stopping:
             timeout = min(timeout, 0.2)
         return timeout
 
     def _drained(self):
         """Nothing left to answer: every connection we accepted is closed."""
-        return not (self.in_app - self.expired) and not self.connections
+        with self.lock:
+            return not self.connections and not (set(self.running.values()) - self.expired) and not self.pending
 
-    def _publish(self, active=False, state=None):
+    def _publish(self, state=None):
         if self.slot is not None:
-            self.slot.publish(len(self.in_app - self.expired), active, state)
+            with self.lock:
+                busy = len(set(self.running.values()) - self.expired) + len(self.pending)
+            self.slot.publish(busy, self.last_activity, state)
 
-    # -- accepting -------------------------------------------------------------
+    @staticmethod
+    def _drain(fd):
+        try:
+            while len(os.read(fd, 512)) == 512:
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    # -- the listening socket ------------------------------------------------
 
     def _listen(self):
-        if not self.listening and not self.stopping and self.relisten_at is None:
-            self.selector.register(self.listener, selectors.EVENT_READ, "listener")
+        with self.listener_lock:
+            if self.listening or self.stopping:
+                return
+            self._register_listener()
             self.listening = True
 
+    def _register_listener(self):
+        """Put the listening socket (back) in the epoll; with listener_lock held.
+
+        Edge-triggered, so that a new connection wakes one thread, not every
+        thread waiting (level-triggered, each woken one would wake the next);
+        exclusive, so that it wakes one worker process, the first in line that
+        has a thread waiting. Registering again after each accept puts us at
+        the end of that line, and reports any connection still waiting.
+        """
+        try:
+            self.poller.register(self.listener, _ACCEPTING | getattr(select, "EPOLLEXCLUSIVE", 0))
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            self.poller.register(self.listener, _ACCEPTING)  # kernel older than 4.5
+
     def _stop_listening(self):
+        # With listener_lock held.
         if self.listening:
-            self.selector.unregister(self.listener)
+            self.poller.unregister(self.listener)
             self.listening = False
 
-    def _on_listener(self):
-        if len(self.in_app) >= self.threads and not self.deferred:
-            # All threads busy: leave the connection to an idle sibling, or to
-            # our first free thread; if it is still waiting after a moment,
-            # take it (queued, or answered 503 when the queue is full).
-            self.deferred = True
-            self._stop_listening()
-            self.relisten_at = time.monotonic() + ACCEPT_DEFER
-            return
-        self.deferred = False
-        self._accept()
-
-    def _listen_if_free(self):
-        if not self.listening and len(self.in_app) < self.threads:
-            self.deferred = False
-            self.relisten_at = None
-            self._listen()
-
     def _accept(self):
-        try:
-            sock, _ = self.listener.accept()
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError as exc:
-            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                log.error("cannot accept: %s", exc)
-                self._stop_listening()
-                self.relisten_at = time.monotonic() + 0.5
-            return False
+        """A new Connection, or None when there is none to take."""
+        with self.listener_lock:
+            if not self.listening:
+                return None
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return None
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.error("cannot accept: %s", exc)
+                    self._stop_listening()
+                    self.relisten_at = time.monotonic() + 0.5
+                return None
+            # To the end of the line: the next connection goes to another worker
+            # with a thread waiting, so that new and kept connections spread.
+            self.poller.unregister(self.listener)
+            self._register_listener()
         allowed = self.settings.allowed_peers
         if allowed is not None and sock.family != socket.AF_UNIX:
             peer = sock.getpeername()[0] if sock.family in (socket.AF_INET, socket.AF_INET6) else None
             if peer not in allowed:
                 log.warn("refusing connection from %s (not in FCGI_WEB_SERVER_ADDRS)", peer)
                 sock.close()
-                return True
+                return None
         _limit_send_time(sock)
         conn = Connection(sock, self.settings)
         conn.accepted_at = time.monotonic()
-        self.connections[conn.fileno()] = conn
-        self.selector.register(sock, selectors.EVENT_READ, conn)
-        return True
+        with self.lock:
+            self.connections[sock.fileno()] = conn
+        return conn
 
     def _accept_backlog(self):
-        while self._accept():
-            pass
+        while True:
+            conn = self._accept()
+            if conn is None:
+                return
+            self._park(conn)
 
-    # -- connections -------------------------------------------------------------
+    # -- connections ---------------------------------------------------------
 
-    def _drain_wake(self):
-        try:
-            while len(os.read(self.wake_r, 512)) == 512:
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
+    def _claim(self, fd):
+        """The parked connection on fd, now ours; None if another thread has it."""
+        with self.lock:
+            conn = self.connections.get(fd)
+            if conn is None or not conn.parked:
+                return None
+            conn.parked = False
+            return conn
 
-    def _on_readable(self, conn):
-        try:
-            events = conn.receive(socket.MSG_DONTWAIT)
-        except p.ProtocolError as exc:
-            log.warn("closing connection: %s", exc)
-            events = None
-        except Exception:
-            log.exception("closing connection after an internal error")
-            events = None
-        if events is None:
-            self._lost(conn)
-            return
-        for kind, req in events:
-            if kind == "run":
-                self._dispatch(req)
+    def _park(self, conn):
+        """Give a connection back to the epoll until it is readable."""
+        with self.lock:
+            conn.parked = True
+            fd = conn.fileno()
+            if conn.registered:
+                self.poller.modify(fd, _WAITING)
             else:
-                self._ended(conn, req)
-
-    def _lost(self, conn):
-        """EOF or a broken stream: stop what runs there, close once it has stopped."""
-        conn.closed = True
-        self._forget(conn)
-        if conn.running:
-            if conn.request is not None:
-                conn.request.aborted = True
-        else:
-            conn.close()
-
-    def _forget(self, conn):
-        if self.connections.pop(conn.sock.fileno(), None) is not None:
-            self.selector.unregister(conn.sock)
+                self.poller.register(fd, _WAITING)
+                conn.registered = True
 
     def _close(self, conn):
-        self._forget(conn)
+        with self.lock:
+            fd = conn.fileno()
+            if self.connections.get(fd) is conn:
+                del self.connections[fd]
+                if conn.registered:
+                    self.poller.unregister(fd)
         conn.close()
-
-    def _ended(self, conn, req):
-        """A request was answered; keep or close its connection."""
-        if req.counts:
-            self.handled += 1
-        conn.served += 1
-        if (conn.closed or conn.closing) and not conn.running:
-            self._close(conn)
 
     def _close_idle(self, now):
         """While stopping: close kept connections between requests.
@@ -286,90 +328,252 @@ class Worker:
         A request the peer has sent meanwhile is read and answered first; one
         sent after the close never reached us, and was not run.
         """
-        for conn in list(self.connections.values()):
-            # running: its answer may still be on the way, even once conn.request is None
-            if conn.running or not conn.idle or conn.has_input():
-                continue
-            if conn.served or now - conn.accepted_at > FRESH_CONNECTION_GRACE:
-                self._close(conn)
+        idle = []
+        with self.lock:
+            for conn in self.connections.values():
+                if not conn.parked or not conn.idle or conn.has_input():
+                    continue
+                if conn.served or now - conn.accepted_at > FRESH_CONNECTION_GRACE:
+                    conn.parked = False
+                    idle.append(conn)
+        for conn in idle:
+            self._close(conn)
 
-    # -- requests ----------------------------------------------------------------
+    # -- request threads -------------------------------------------------------
 
-    def _dispatch(self, req):
-        conn = req.conn
-        if len(self.in_app) >= self.capacity:
-            conn.overloaded(req)
-            conn.request = None
-            req.counts = False
-            self._ended(conn, req)
-            return
-        req.stage = "queued"
-        if self.request_timeout:
-            req.deadline = time.monotonic() + self.request_timeout
-        self.in_app.add(req)
-        conn.running += 1
-        self._publish(active=True)
-        self.jobs.put(req)
-        # Counted when it starts: the worker stops accepting at once, so no
-        # connection lands here that a retiring worker would not serve.
-        self.started += 1
-        if self.max_requests and self.started >= self.max_requests:
-            self.stop("max-requests %d reached" % self.max_requests)
-
-    def _thread(self):
-        while True:
-            req = self.jobs.get()
-            if req.aborted or req.finished:
-                req.conn.end_request(req)
-            else:
-                req.stage = "running"
-                try:
-                    run_request(req, self.app)
-                except BaseException:
-                    req.log.exception("%s: internal error", req.describe())
-                    req.conn.fail(req, "500 Internal Server Error", 1)
-            self.done.put(req)
-            if not self.wake_pending:
-                # One wake-up covers every request done before the loop collects.
-                self.wake_pending = True
-                try:
-                    os.write(self.wake_w, b".")
-                except OSError:
-                    pass
-
-    def _collect_done(self):
-        self.wake_pending = False
+    def _serve(self, index):
         while True:
             try:
-                req = self.done.get_nowait()
-            except queue.Empty:
+                self._serve_one(index)
+            except Exception:
+                # A bug of ours must not cost the worker a thread.
+                log.exception("internal error in a request thread")
+            self.free_since = time.monotonic()
+
+    def _serve_one(self, index):
+        """Wait for one piece of work (a queued request, or an epoll event) and do it."""
+        work = self._next_pending()
+        if work is not None:
+            conn, req = work
+            if self._run(conn, req):
+                self._drive(conn, ran=True)
+            return
+        self.waiting[index] = True
+        try:
+            events = self.poller.poll(-1, 1)
+        except InterruptedError:
+            return
+        finally:
+            self.waiting[index] = False
+        if not events:
+            return
+        fd = events[0][0]
+        if fd == self.queue_r:
+            # One byte a queued request: the others wake the other free threads.
+            try:
+                os.read(self.queue_r, 1)
+            except (BlockingIOError, InterruptedError):
+                pass
+        elif fd == self.listener_fd:
+            conn = self._accept()
+            if conn is not None:
+                self._drive(conn, fresh=True)
+        else:
+            conn = self._claim(fd)
+            if conn is not None:
+                self._drive(conn)
+
+    def _next_pending(self):
+        if not self.pending:  # the common case, without the lock
+            return None
+        with self.lock:
+            return self.pending.popleft() if self.pending else None
+
+    def _drive(self, conn, ran=False, fresh=False):
+        """Read and serve conn until it must wait for the peer; then park or close it.
+
+        Apache writes a request in a few pieces, back to back: for a piece
+        that is missing this thread waits a little (PARTIAL_WAIT in all)
+        rather than going through the epoll; a slower peer, a trickling
+        upload say, is parked and costs no thread while it waits.
+        """
+        give_up = None
+        while not ran:
+            try:
+                events = conn.receive(socket.MSG_DONTWAIT)
+            except p.ProtocolError as exc:
+                log.warn("closing connection: %s", exc)
+                events = None
+            except Exception:
+                log.exception("closing connection after an internal error")
+                events = None
+            if events is None:
+                self._close(conn)
                 return
-            self.in_app.discard(req)
-            conn = req.conn
+            for kind, req in events:
+                if kind != "run":
+                    if req.counts:
+                        self._count()
+                elif self._run(conn, req):
+                    ran = True
+                else:
+                    return  # timed out: answered by the main thread, which keeps the socket
+            if ran or conn.closing or conn.closed:
+                break
+            if events:
+                continue
+            if not (fresh or conn.request is not None or conn.reader.pending):
+                break  # between requests: the next one is waited for in the epoll
+            fresh = False
+            now = time.monotonic()
+            if give_up is None:
+                give_up = now + PARTIAL_WAIT
+            if now >= give_up or not _readable(conn.sock, give_up - now):
+                break
+        if conn.closing or conn.closed:
+            self._close(conn)
+            return
+        conn.served += ran
+        self._park(conn)
+
+    def _count(self):
+        with self.lock:
+            self.handled += 1
+
+    def _run(self, conn, req):
+        """Run req on this thread; False when it timed out and is no longer ours."""
+        with self.lock:
+            self.started += 1
+            started = self.started
+            if self.request_timeout and req.deadline is None:
+                req.deadline = time.monotonic() + self.request_timeout
+            self.running[threading.get_ident()] = req
+        self.last_activity = time.time()
+        if self.max_requests and started >= self.max_requests:
+            # Before it runs, so that its answer closes a kept connection.
+            self.stop("max-requests %d reached" % self.max_requests)
+        req.stage = "running"
+        try:
+            if req.aborted or req.finished:
+                conn.end_request(req)
+            else:
+                run_request(req, self.app, poll=lambda: self._poll(conn))
+        except BaseException:
+            req.log.exception("%s: internal error", req.describe())
+            conn.fail(req, "500 Internal Server Error", 1)
+        self.last_activity = time.time()
+        with self.lock:
+            del self.running[threading.get_ident()]
             if req in self.expired:
                 self.expired.discard(req)
+                return False
+            self.handled += 1
+        if conn.request is req:
+            conn.request = None
+        return True
+
+    @staticmethod
+    def _poll(conn):
+        """Between chunks of a response: read what the peer sent (ABORT_REQUEST, EOF)."""
+        if conn.closed:
+            return
+        try:
+            if conn.receive(socket.MSG_DONTWAIT) is None:
+                conn.closed = True
+        except p.ProtocolError:
+            conn.closed = True
+
+    # -- the main thread: overload and deadlines ---------------------------------
+
+    def _saturated(self, now):
+        return not any(self.waiting) and now - self.free_since >= ACCEPT_DEFER
+
+    def _take_overflow(self):
+        """Every thread is busy and has been for a while: queue what waits, or answer 503."""
+        try:
+            events = self.poller.poll(0)
+        except InterruptedError:
+            return
+        for fd, _ in events:
+            if fd == self.queue_r:
                 continue
-            conn.running -= 1
-            if conn.request is req:
-                conn.request = None
-            self._ended(conn, req)
-            self._publish(active=True)
-            self._listen_if_free()
+            if fd == self.listener_fd:
+                # One new connection each time: another worker with a thread
+                # free takes the others, and keeps them if they are reused.
+                conn = self._accept()
+                if conn is not None:
+                    self._queue_from(conn)
+            else:
+                conn = self._claim(fd)
+                if conn is not None:
+                    self._queue_from(conn)
+
+    def _queue_from(self, conn):
+        """Read what conn has (without waiting); queue a complete request or refuse it."""
+        try:
+            events = conn.receive(socket.MSG_DONTWAIT)
+        except p.ProtocolError as exc:
+            log.warn("closing connection: %s", exc)
+            events = None
+        if events is None:
+            self._close(conn)
+            return
+        for kind, req in events:
+            if kind != "run":
+                if req.counts:
+                    self._count()
+                continue
+            with self.lock:
+                queued = len(self.pending) < self.queue_size
+                if queued:
+                    if self.request_timeout:
+                        req.deadline = time.monotonic() + self.request_timeout
+                    self.pending.append((conn, req))
+            if queued:
+                try:
+                    os.write(self.queue_w, b".")
+                except OSError:
+                    pass
+                return  # the connection is the queued request's until it is answered
+            conn.overloaded(req)
+            conn.request = None
+        if conn.closing or conn.closed:
+            self._close(conn)
+        else:
+            self._park(conn)
 
     def _check_deadlines(self, now):
-        for req in list(self.in_app):
-            if req.deadline is None or req.deadline > now or req in self.expired:
-                continue
-            conn = req.conn
+        with self.lock:
+            due = [req for req in self.running.values() if req not in self.expired and _due(req, now)]
+            queued = [req for _, req in self.pending if _due(req, now)]
+            if queued:
+                self.pending = collections.deque(item for item in self.pending if item[1] not in queued)
+            self.expired.update(due)
+            self.handled += len(due) + len(queued)
+        for req in due + queued:
             req.log.error(
                 "%s: request timed out after %gs; the worker will be recycled", req.describe(), self.request_timeout
             )
             # Before answering, so that the connection is not kept for another request.
             self.stop("request timeout")
-            self.expired.add(req)
-            # Once answered (under the connection's lock), its thread no longer writes there.
+            conn = req.conn
+            # Answered under the connection's lock: its thread writes nothing there after this.
             conn.expire(req)
-            conn.running -= 1
-            self.handled += 1
-            if (conn.closing or conn.closed) and not conn.running:
+            if req in queued:
                 self._close(conn)
+            else:
+                self._abandon(conn)
+
+    def _abandon(self, conn):
+        """Shut down the connection of a stuck thread; the fd stays open while the thread may use it."""
+        with self.lock:
+            self.connections.pop(conn.fileno(), None)
+        conn.closed = True
+        try:
+            conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _due(req, now):
+    return req.deadline is not None and req.deadline <= now

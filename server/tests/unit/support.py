@@ -59,3 +59,12 @@ def wait_until(predicate, timeout=5.0, interval=0.02):
             return value
         time.sleep(interval)
     return predicate()
+
+
+def gone(pid):
+    """Whether the process has exited (an orphan may stay a zombie until its new parent reaps it)."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rpartition(")")[2].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True

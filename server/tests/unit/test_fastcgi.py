@@ -7,7 +7,7 @@ import time
 
 import pytest
 from fcgiclient import Client, cgi_params, request
-from support import wait_until
+from support import gone, wait_until
 
 from wsgate import protocol as p
 
@@ -458,8 +458,8 @@ def test_pidfile_is_locked_while_the_master_runs_and_removed_at_exit(daemon, tmp
     assert wait_until(lambda: _try_pid(d.path))
     assert int(pidfile.read_text()) == d.proc.pid
     with open(pidfile) as handle:
-        with pytest.raises(BlockingIOError):
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        with pytest.raises(OSError):
+            fcntl.lockf(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
     d.proc.send_signal(signal.SIGTERM)
     assert d.proc.wait(10) == 0
     assert not pidfile.exists()
@@ -473,10 +473,10 @@ def test_pidfile_of_a_killed_master_is_left_unlocked(daemon, tmp_path):
     workers = {info(request(d.path, "/"))["pid"] for _ in range(4)}
     d.proc.kill()
     d.proc.wait()
-    # the workers hold no copy of the lock: stale at once, though they may still be exiting
+    # the lock is the master's alone: stale at once, though its workers may still be exiting
     with open(pidfile) as handle:
-        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    assert wait_until(lambda: all(_gone(pid) for pid in workers))
+        fcntl.lockf(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    assert wait_until(lambda: all(gone(pid) for pid in workers))
 
 
 def _listening(path):
@@ -488,15 +488,6 @@ def _listening(path):
     finally:
         probe.close()
     return True
-
-
-def _gone(pid):
-    """The process has exited (an orphan may stay a zombie until its new parent reaps it)."""
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().rpartition(")")[2].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def test_workers_of_a_killed_master_answer_what_they_accepted_and_stop(daemon):
@@ -514,9 +505,26 @@ def test_workers_of_a_killed_master_answer_what_they_accepted_and_stop(daemon):
         assert wait_until(lambda: not _listening(d.path))
         assert info(client.request("/accepted-before"))["PATH_INFO"] == "/accepted-before"
         client.close()
-        assert wait_until(lambda: _gone(worker))
+        assert wait_until(lambda: gone(worker))
     finally:
         try:
             os.kill(worker, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_a_slow_upload_does_not_hold_the_only_thread(daemon):
+    d = daemon("--workers", "1", "--threads", "1", "--queue", "1")
+    slow = Client(d.path)
+    slow.begin(1)
+    env = cgi_params("/upload", "POST")
+    env["CONTENT_LENGTH"] = "8"
+    slow.params(env)
+    slow.stdin(b"half", end=False)
+    # while the upload waits for its second half, another request is served at once
+    started = time.monotonic()
+    assert info(request(d.path, "/quick"))["PATH_INFO"] == "/quick"
+    assert time.monotonic() - started < 1.0
+    slow.stdin(b"more")
+    assert info(slow.reply())["body_len"] == 8
+    slow.close()

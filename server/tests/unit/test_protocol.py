@@ -176,6 +176,25 @@ def test_pairs_roundtrip(pairs):
 
 
 @settings(max_examples=200, deadline=1000)
+@given(st.dictionaries(st.binary(max_size=200), st.binary(max_size=300), max_size=10))
+def test_params_are_the_pairs_as_latin1_text(pairs):
+    expected = {n.decode("latin-1"): v.decode("latin-1") for n, v in pairs.items()}
+    assert p.decode_params(p.encode_pairs(pairs)) == expected
+
+
+@settings(max_examples=300, deadline=1000)
+@given(st.binary(max_size=2000))
+def test_params_fail_like_pairs(data):
+    try:
+        pairs = p.decode_pairs(data)
+    except p.ProtocolError:
+        with pytest.raises(p.ProtocolError):
+            p.decode_params(data)
+    else:
+        assert p.decode_params(data) == {n.decode("latin-1"): v.decode("latin-1") for n, v in pairs.items()}
+
+
+@settings(max_examples=200, deadline=1000)
 @given(st.integers(0, 0x7FFFFFFF), st.integers(0, 0x7FFFFFFF), st.binary(max_size=64))
 def test_pairs_forged_lengths(nlen, vlen, tail):
     data = p._encode_length(nlen) + p._encode_length(vlen) + tail

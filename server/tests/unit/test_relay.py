@@ -8,7 +8,7 @@ import sys
 import threading
 
 import pytest
-from support import SRC, wait_until, wsgate_command
+from support import SRC, gone, wait_until, wsgate_command
 from test_cgi import cgi_env, split
 
 
@@ -222,15 +222,6 @@ def test_default_socket_is_private(tmp_path):
         os.kill(pid, signal.SIGKILL)
 
 
-def _gone(pid):
-    """The process has exited (an orphan may stay a zombie until its new parent reaps it)."""
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().rpartition(")")[2].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
 def _master(sock):
     with open(sock + ".pid") as handle:
         return int(handle.read())
@@ -243,10 +234,10 @@ def test_relay_replaces_a_backend_whose_master_was_killed(relay):
     second = body_of(relay("/two"))
     assert second["PATH_INFO"] == "/two" and second["relay_backend"] == "warm"
     # the orphaned worker stops, so that a fresh backend holds the socket
-    assert wait_until(lambda: _gone(first["pid"]))
+    assert wait_until(lambda: gone(first["pid"]))
     third = body_of(relay("/three"))
     assert third["relay_backend"] == "warm" and third["pid"] != first["pid"]
-    assert _master(relay.sock) != master and not _gone(_master(relay.sock))
+    assert _master(relay.sock) != master and not gone(_master(relay.sock))
 
 
 class DroppingListener:
@@ -344,13 +335,13 @@ def test_backend_pidfile_for_reload_and_stop(tmp_path):
         master = _master(sock)
         assert master in backends(str(tmp_path))
         with open(sock + ".pid") as handle:  # locked while the master runs
-            with pytest.raises(BlockingIOError):
-                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            with pytest.raises(OSError):
+                fcntl.lockf(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         os.kill(master, signal.SIGHUP)
-        assert wait_until(lambda: _gone(old_worker), timeout=10)
+        assert wait_until(lambda: gone(old_worker), timeout=10)
         assert relayed()["pid"] != old_worker and _master(sock) == master
         os.kill(master, signal.SIGTERM)
-        assert wait_until(lambda: _gone(master), timeout=10)
+        assert wait_until(lambda: gone(master), timeout=10)
         assert not os.path.exists(sock) and not os.path.exists(sock + ".pid")
     finally:
         for pid in backends(str(tmp_path)):

@@ -1,4 +1,4 @@
-"""The worker's event loop, stepped by hand: the orders of events that once lost answers."""
+"""The worker's threads and main loop, stepped by hand through the orders of events that can lose answers."""
 
 import socket
 import threading
@@ -7,7 +7,7 @@ import pytest
 from fcgiclient import cgi_params
 
 from wsgate import protocol as p
-from wsgate.connection import Connection, Settings, run_request
+from wsgate.connection import Settings
 from wsgate.worker import Worker
 
 
@@ -39,63 +39,87 @@ def read_reply(peer):
             return records
 
 
+def answered(records):
+    return (
+        bool(records)
+        and records[-1].type == p.END_REQUEST
+        and b"".join(r.content for r in records if r.type == p.STDOUT).endswith(b"\r\n\r\nok")
+    )
+
+
 @pytest.fixture
 def stepped(tmp_path):
-    """A worker with one kept connection, its loop run step by step by the test."""
+    """A worker whose threads and main loop are run step by step by the test, and a peer connected to it."""
+    path = str(tmp_path / "l.sock")
     listener = socket.socket(socket.AF_UNIX)
-    listener.bind(str(tmp_path / "l.sock"))
-    listener.listen(1)
-    worker = Worker(listener, app, Settings(max_body=1024, multithread=True), threads=2, max_requests=2)
-    ours, peer = socket.socketpair()
+    listener.bind(path)
+    listener.listen(4)
+    worker = Worker(listener, app, Settings(max_body=1024, multithread=True), threads=2, max_requests=100)
+    worker.listener.setblocking(False)
+    worker._listen()
+    peer = socket.socket(socket.AF_UNIX)
     peer.settimeout(5)
-    conn = Connection(ours, worker.settings)
-    worker.connections[conn.fileno()] = conn
-    worker.selector.register(ours, 1, conn)
+    peer.connect(path)
+    conn = worker._accept()
     yield worker, conn, peer
-    conn.close()
     peer.close()
-    listener.close()
+    conn.close()
+    worker.poller.close()
 
 
-def serve_next_job(worker):
-    """What a request thread does, minus the wake-up: run the next job, report it done."""
-    req = worker.jobs.get_nowait()
-    run_request(req, worker.app)
-    worker.done.put(req)
-    return req
+def claim_next(worker):
+    """What a free thread does: take the next event of the epoll."""
+    events = worker.poller.poll(5, 1)
+    assert events
+    return worker._claim(events[0][0])
 
 
-def test_collecting_a_request_does_not_close_the_connection_under_the_next_one(stepped):
+def test_a_kept_connection_waits_parked_and_is_served_again(stepped):
     worker, conn, peer = stepped
     peer.sendall(request_bytes("/one"))
-    worker._on_readable(conn)
-    serve_next_job(worker)
-    assert read_reply(peer)[-1].type == p.END_REQUEST
-    # The peer reuses the connection before the loop has collected the first
-    # request; the second one is the last before max-requests.
+    worker._drive(conn, fresh=True)
+    assert answered(read_reply(peer)) and conn.parked
     peer.sendall(request_bytes("/two"))
-    worker._on_readable(conn)
-    assert worker.stopping
-    worker._collect_done()
-    assert not conn.closed
-    serve_next_job(worker)
-    records = read_reply(peer)
-    assert records and records[-1].type == p.END_REQUEST
-    assert b"".join(r.content for r in records if r.type == p.STDOUT).endswith(b"\r\n\r\nok")
-    worker._collect_done()
+    assert claim_next(worker) is conn and not conn.parked
+    worker._drive(conn)
+    assert answered(read_reply(peer)) and conn.parked and conn.served == 2
+
+
+def test_stopping_closes_an_idle_parked_connection(stepped):
+    worker, conn, peer = stepped
+    peer.sendall(request_bytes("/one"))
+    worker._drive(conn, fresh=True)
+    assert answered(read_reply(peer))
+    worker.stop("test")
+    worker._close_idle(0.0)
     assert conn.closed and worker._drained()
+    assert peer.recv(1) == b""
 
 
-def test_collecting_a_request_does_not_close_the_connection_while_the_next_answer_goes_out(stepped):
+def test_stopping_serves_a_request_already_waiting_on_a_parked_connection(stepped):
     worker, conn, peer = stepped
     peer.sendall(request_bytes("/one"))
-    worker._on_readable(conn)
-    serve_next_job(worker)
-    read_reply(peer)
+    worker._drive(conn, fresh=True)
+    assert answered(read_reply(peer))
     peer.sendall(request_bytes("/two"))
-    worker._on_readable(conn)
-    # The second answer is being sent (the connection is already marked
-    # closing) when the loop collects the first request.
+    worker.stop("test")
+    worker._close_idle(0.0)
+    assert not conn.closed and not worker._drained()
+    assert claim_next(worker) is conn
+    worker._drive(conn)
+    assert answered(read_reply(peer))
+    # the answer of the last request closes the connection
+    assert conn.closed and worker._drained()
+    assert peer.recv(1) == b""
+
+
+def test_stopping_never_closes_a_connection_under_the_thread_answering_on_it(stepped):
+    worker, conn, peer = stepped
+    peer.sendall(request_bytes("/one"))
+    worker._drive(conn, fresh=True)
+    assert answered(read_reply(peer))
+    peer.sendall(request_bytes("/two"))
+    claimed = claim_next(worker)
     sending, release = threading.Event(), threading.Event()
     send_locked = conn._send_locked
 
@@ -105,14 +129,16 @@ def test_collecting_a_request_does_not_close_the_connection_while_the_next_answe
         send_locked(data)
 
     conn._send_locked = slow_send
-    thread = threading.Thread(target=serve_next_job, args=(worker,))
+    thread = threading.Thread(target=worker._drive, args=(claimed,))
     thread.start()
-    assert sending.wait(5) and conn.closing
-    worker._collect_done()
-    assert not conn.closed
+    assert sending.wait(5)
+    # the main thread stops the worker while the answer goes out
+    worker.stop("test")
+    worker._close_idle(0.0)
+    assert not conn.closed and not worker._drained()
     release.set()
     thread.join(5)
-    records = read_reply(peer)
-    assert records and records[-1].type == p.END_REQUEST
-    worker._collect_done()
+    assert answered(read_reply(peer))
+    # kept when that answer was decided, so it waits parked for the next close_idle
+    worker._close_idle(0.0)
     assert conn.closed and worker._drained()
