@@ -72,7 +72,16 @@ def _run_until_closed(path, ledger, trigger):
 
 
 def _after_some_requests(ledger, count=40):
-    assert wait_until(lambda: len(_ran(ledger)) >= count, timeout=10)
+    """Wait until the worker about to stop has served every connection: one
+    still in the listen backlog would go to the next worker, which never
+    closes it."""
+    names = {"c%d" % i for i in range(CONNECTIONS)}
+
+    def served_all():
+        ran = _ran(ledger)
+        return len(ran) >= count and names <= {rid.rsplit("-", 1)[0] for rid in ran}
+
+    assert wait_until(served_all, timeout=10)
 
 
 def test_max_requests(daemon, tmp_path):
