@@ -7,6 +7,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The EL7 controller: ansible-core 2.16, which still manages CentOS 7 targets.
+# Its Python must be 3.10-3.12 (Debian 12's python3 is 3.11).
+PYTHON_EL7 ?= $(PYTHON)
+VENV_EL7 := .venv-el7
+BIN_EL7 := $(VENV_EL7)/bin
+# Scenarios that run under the EL7 controller: molecule/<scenario>/controller holds `el7`.
+EL7_SCENARIOS := $(patsubst molecule/%/controller,%,$(shell grep -lx el7 molecule/*/controller 2>/dev/null))
 MODE ?= embedded
 DEMO_NAME := django-vps-demo
 DEMO_PORT ?= 8080
@@ -19,7 +26,7 @@ PODMAN_ENV := source scripts/env.sh &&
 
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv help demo demo-clean test lint test-python test-server test-molecule images host-packages bench
+.PHONY: venv venv-el7 help demo demo-clean test lint test-python test-server test-molecule images host-packages bench
 
 help:
 	@echo "make demo [MODE=<mode>]           provision a local throwaway VPS and print its URL"
@@ -27,6 +34,7 @@ help:
 	@echo "make demo-clean                   remove the demo VPS"
 	@echo "make test                         lint + Python tests + all Molecule scenarios"
 	@echo "make bench                        gateway benchmark (prints a table)"
+	@echo "make venv-el7                     the EL7 controller (ansible-core 2.16) in $(VENV_EL7)"
 
 $(BIN)/.installed: requirements.txt server/pyproject.toml
 	@echo "==> project venv ($(VENV))"
@@ -39,12 +47,35 @@ $(BIN)/.installed: requirements.txt server/pyproject.toml
 
 venv: $(BIN)/.installed
 
-HOST_PACKAGES := podman runc debootstrap slirp4netns uidmap fuse-overlayfs python3-venv curl openssh-client
+# Its own .gitignore keeps the venv out of git and of the linters that follow .gitignore.
+$(VENV_EL7)/.installed: requirements-el7.txt
+	@echo "==> EL7 controller venv ($(VENV_EL7))"
+	@dpkg -s python3-venv >/dev/null 2>&1 || $(MAKE) --no-print-directory host-packages
+	@$(PYTHON_EL7) -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 12))' || \
+		{ echo "ansible-core 2.16 needs Python 3.10-3.12 on the controller; set PYTHON_EL7=python3.11"; exit 1; }
+	$(PYTHON_EL7) -m venv $(VENV_EL7)
+	echo '*' > $(VENV_EL7)/.gitignore
+	$(BIN_EL7)/pip install --quiet --upgrade pip
+	$(BIN_EL7)/pip install --quiet -r requirements-el7.txt
+	touch $@
+
+venv-el7: $(VENV_EL7)/.installed
+
+# Apache's binaries and modules without the apache2 package, which would
+# start a service on this host; they install without their recommends.
+HOST_PACKAGES_BARE := apache2-bin libapache2-mod-fcgid libapache2-mod-wsgi-py3
+HOST_PACKAGES := podman runc debootstrap slirp4netns uidmap fuse-overlayfs python3-venv curl openssh-client \
+	$(HOST_PACKAGES_BARE)
 host-packages:
-	@missing=$$(for p in $(HOST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		echo "==> installing OS packages:" $$missing; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	@missing=$$(for p in $(filter-out $(HOST_PACKAGES_BARE),$(HOST_PACKAGES)); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	bare=$$(for p in $(HOST_PACKAGES_BARE); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing$$bare" ]; then \
+		echo "==> installing OS packages:" $$missing $$bare; \
+		apt-get update -qq; \
+		if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
+		if [ -n "$$bare" ]; then \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$bare >/dev/null; \
+		fi; \
 	fi
 
 images: host-packages
@@ -74,7 +105,8 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test-python: venv
+# tests/test_controller.py runs playbooks against the local images with both controllers.
+test-python: venv venv-el7 images
 	@echo "==> Python tests"
 	$(BIN)/pytest tests --ignore=tests/molecule
 
@@ -84,7 +116,7 @@ test-server: venv
 
 # The scenarios run side by side, each in its own log; the summary lines of
 # each (==>) are printed as they come, the full log of a failed one at the end.
-test-molecule: venv images
+test-molecule: venv images $(if $(EL7_SCENARIOS),venv-el7)
 	@mkdir -p .cache/molecule
 	@pids=(); for scenario in $(SCENARIOS); do \
 		scripts/molecule-scenario.sh $$scenario > .cache/molecule/$$scenario.log 2>&1 & pids+=($$!); \
