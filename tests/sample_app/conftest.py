@@ -37,12 +37,29 @@ def pytest_configure(config):
     for name in ("DJANGO_SECURE_SSL", "DJANGO_STATIC_URL", "DJANGO_MEDIA_URL", "DJANGO_CSRF_TRUSTED_ORIGINS"):
         os.environ.pop(name, None)
     sys.path.insert(0, str(APP_DIR))
+    fake_system_sqlite(os.environ.get("SAMPLE_APP_SYSTEM_SQLITE"))
 
     import django
     from django.core.management import call_command
 
     django.setup()
     call_command("migrate", interactive=False, verbosity=0)
+
+
+def fake_system_sqlite(version):
+    """Make the stdlib sqlite3 report an older SQLite, e.g. CentOS 7's 3.7.17.
+
+    The settings then decide as they would on that system. Set through
+    SAMPLE_APP_SYSTEM_SQLITE by test_other_pythons.py.
+    """
+    if not version:
+        return
+    import sqlite3
+    import sqlite3.dbapi2
+
+    for module in (sqlite3, sqlite3.dbapi2):
+        module.sqlite_version = version
+        module.sqlite_version_info = tuple(int(part) for part in version.split("."))
 
 
 def pytest_unconfigure(config):
@@ -63,13 +80,15 @@ def run_app_python():
         env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
         env["DJANGO_SETTINGS_MODULE"] = "sampleapp.settings"
         env.update(django_env)
-        return subprocess.run(
+        return subprocess.run(  # noqa: UP022
             [sys.executable, "-c", code],
             check=False,
             cwd=APP_DIR,
             env=env,
-            capture_output=True,
-            text=True,
+            # Not capture_output/text: the app's tests also run on Python 3.6.
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            universal_newlines=True,  # noqa: UP021
             timeout=60,
         )
 

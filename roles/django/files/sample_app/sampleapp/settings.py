@@ -6,11 +6,48 @@ variables; the deployment writes them to an env file that is loaded into
 """
 
 import os
+import sys
 from pathlib import Path
 
+import django
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# The oldest SQLite each Django series accepts, newest series first.
+SQLITE_MINIMUM = [
+    ((5, 1), (3, 31, 0)),
+    ((5, 0), (3, 27, 0)),
+    ((4, 2), (3, 21, 0)),
+    ((3, 2), (3, 9, 0)),
+]
+
+
+def use_pysqlite3_if_needed():
+    """Run on pysqlite3's own SQLite when the system's is too old for Django.
+
+    CentOS 7 ships SQLite 3.7.17, older than any supported Django accepts;
+    requirements.txt installs pysqlite3-binary on the Pythons found there.
+    The swap must happen before Django loads its SQLite backend, which
+    imports ``sqlite3``. Where the system's SQLite is new enough, or
+    pysqlite3 is missing, nothing changes (and Django reports an old SQLite
+    itself). Returns the SQLite version the app will use.
+    """
+    import sqlite3
+
+    needed = next((sqlite for series, sqlite in SQLITE_MINIMUM if django.VERSION[:2] >= series), (0,))
+    if sqlite3.sqlite_version_info >= needed:
+        return sqlite3.sqlite_version
+    try:
+        import pysqlite3.dbapi2
+    except ImportError:
+        return sqlite3.sqlite_version
+    sys.modules["sqlite3"] = pysqlite3
+    sys.modules["sqlite3.dbapi2"] = pysqlite3.dbapi2
+    return pysqlite3.dbapi2.sqlite_version
+
+
+SQLITE_VERSION = use_pysqlite3_if_needed()
 
 
 def env_bool(name, default=False):
