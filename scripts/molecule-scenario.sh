@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Run one Molecule scenario's test sequence an action at a time, printing how
 # long each took; the scenario's containers are destroyed whatever happens.
+# A scenario whose molecule/<scenario>/controller file says `el7` runs under
+# the EL7 controller (.venv-el7, ansible-core 2.16), the others under .venv.
 #   scripts/molecule-scenario.sh SCENARIO
 set -euo pipefail
 scenario=${1:?usage: molecule-scenario.sh SCENARIO}
@@ -8,7 +10,21 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/env.sh
 . scripts/env.sh
 
-actions=$(python3 - "$scenario" <<'PY'
+controller=default
+venv=.venv
+if [ -f "molecule/$scenario/controller" ]; then
+  controller=$(tr -d '[:space:]' < "molecule/$scenario/controller")
+  [ "$controller" = el7 ] || { echo "molecule/$scenario/controller: unknown controller '$controller' (el7 is the one)" >&2; exit 2; }
+  venv=.venv-el7
+fi
+[ -x "$venv/bin/molecule" ] || { echo "$venv/bin/molecule is missing: run make ${venv#.}" >&2; exit 2; }
+# molecule, ansible-playbook and the verifier's pytest all come from this venv.
+PATH="$PWD/$venv/bin:$PATH"
+export PATH
+core=$("$venv/bin/python" -c 'from ansible.release import __version__; print(__version__)')
+summary="controller $controller, ansible-core $core"
+
+actions=$("$venv/bin/python" - "$scenario" <<'PY'
 import sys
 from pathlib import Path
 
@@ -27,10 +43,11 @@ PY
 trap 'molecule destroy -s "$scenario" >/dev/null 2>&1 || true' EXIT
 molecule destroy -s "$scenario" >/dev/null 2>&1 || true
 total=$(date +%s)
+echo "==> $scenario: $summary"
 for action in $actions; do
   echo "==> molecule $action -s $scenario"
   start=$(date +%s)
   molecule "$action" -s "$scenario"
   echo "==> $scenario: $action took $(( $(date +%s) - start ))s"
 done
-echo "==> $scenario: passed in $(( $(date +%s) - total ))s"
+echo "==> $scenario: passed in $(( $(date +%s) - total ))s ($summary)"
