@@ -19,14 +19,18 @@ BASE_URL = "http://127.0.0.1"
 
 # What proves each mode. `served_by` must be a subset of /served-by/'s answer;
 # `traces` are paths that exist while the mode serves the app and must be
-# gone once it does not; `processes` are `pgrep -f` patterns of what the mode
-# leaves running; `runs_as` says who runs the app.
+# gone once it does not ({root} is the platform's app root, {conf} and {mods}
+# its directories); `module_files` are the modules whose files are traces
+# too, where the platform's row says how such a file is named; `processes`
+# are regexes of the command lines the mode leaves running; `runs_as` says
+# who runs the app.
 MODES = {
     "embedded": {
         "runs_as": "apache",
         "module": "wsgi_module",
         "served_by": {"mod_wsgi_process_group": "", "mod_wsgi_application_group": APP, "process_name": "apache2"},
         "traces": ["{conf}/mod_wsgi.conf"],
+        "module_files": [],
         "processes": [],
     },
     "daemon": {
@@ -35,6 +39,7 @@ MODES = {
         # display-name=%{GROUP} renames the daemon process's argv[0].
         "served_by": {"mod_wsgi_process_group": APP, "process_title": f"(wsgi:{APP})", "wsgi_multithread": True},
         "traces": ["{conf}/mod_wsgi.conf"],
+        "module_files": [],
         "processes": [rf"^\(wsgi:{APP}\)"],
     },
     "fastcgi": {
@@ -45,45 +50,100 @@ MODES = {
             f"/etc/systemd/system/wsgate-{APP}.socket",
             f"/etc/systemd/system/wsgate-{APP}.service",
             f"/run/wsgate/{APP}.sock",
-            "{mods}/proxy_fcgi.load",
         ],
+        "module_files": ["proxy_fcgi"],
         "processes": ["wsgate fastcgi --bind systemd"],
     },
     "fcgid": {
         "runs_as": "apache",
         "module": "fcgid_module",
         "served_by": {"wsgate_front_end": "fcgid", "process_name": "wsgate", "parent_process_name": "apache2"},
-        "traces": [f"/srv/{APP}/wsgate/app.fcgi", "{mods}/fcgid.load"],
+        "traces": ["{root}/wsgate/app.fcgi"],
+        "module_files": ["fcgid"],
         "processes": [],
     },
     "cgi": {
         "runs_as": "apache",
         "module": "cgid_module",
         "served_by": {"wsgate_front_end": "cgi", "wsgi_run_once": True, "parent_process_name": "apache2"},
-        "traces": [f"/srv/{APP}/wsgate/app.cgi", "{mods}/cgid.load"],
+        "traces": ["{root}/wsgate/app.cgi"],
+        "module_files": ["cgid"],
         "processes": [],
     },
     "relay": {
         "runs_as": "apache",
         "module": "cgid_module",
         "served_by": {"wsgate_front_end": "relay", "wsgate_relay_backend": "warm", "wsgi_run_once": False},
-        "traces": [f"/srv/{APP}/wsgate/app.cgi", f"/srv/{APP}/relay", "{mods}/cgid.load"],
-        "processes": [f"unix:/srv/{APP}/relay/backend.sock"],
+        "traces": ["{root}/wsgate/app.cgi", "{root}/relay"],
+        "module_files": ["cgid"],
+        # Whatever the app root: the pattern is a regex, not a template.
+        "processes": [rf"unix:\S*/{APP}/relay/backend\.sock"],
     },
 }
 
-# Platform facts, keyed by the distribution testinfra reports.
+# Platform facts. `root` is where the app lives, `app_user` who runs it when
+# the mode runs it as the app; `site_file` is the file the site's directives
+# go to, `vhost_file` where `ctl -S` says the site's vhost is defined;
+# `host_header` is the name the site answers to when 127.0.0.1 does not
+# reach it; `modules` replaces MODES' module where the platform serves a
+# mode with another one. A check that does not apply to a platform is named
+# in its `not_applicable`, with the reason, and the test says so.
 PLATFORMS = {
     "debian": {
         "service": "apache2",
         "ctl": "apache2ctl",
         "user": "www-data",
+        "app_user": APP,
+        "root": f"/srv/{APP}",
+        "server_name": "vps.test",
+        "host_header": None,
         "sites": "/etc/apache2/sites-enabled",
         "site_file": "/etc/apache2/sites-available/{name}.conf",
+        "vhost_file": f"/etc/apache2/sites-enabled/{APP}.conf",
+        "default_site": "/etc/apache2/sites-enabled/000-default.conf",
         "conf": "/etc/apache2/conf-enabled",
         "mods": "/etc/apache2/mods-enabled",
+        "module_file": "{mods}/{module}.load",
+        "mpm": "mpm_event_module",
+        "modules": {},
+        "not_applicable": {},
+    },
+    # Hosts named `<mode>-cpsim`: Debian 12 laid out as cPanel's EasyApache 4
+    # (molecule/cpanel-sim/prepare.yml); the app belongs to the account acme
+    # and its site is an include inside the vhost cPanel generates.
+    "cpanel-sim": {
+        "service": "httpd",
+        "ctl": "apachectl",
+        "user": "nobody",
+        "app_user": "acme",
+        "root": f"/home/acme/{APP}",
+        "server_name": "acme.test",
+        "host_header": "acme.test",
+        "sites": "/etc/apache2/conf.d/userdata/std/2_4/acme/acme.test",
+        "site_file": "/etc/apache2/conf.d/userdata/std/2_4/acme/acme.test/{name}.conf",
+        "vhost_file": "/etc/apache2/conf/httpd.conf",
+        "default_site": None,
+        "conf": "/etc/apache2/conf.d",
+        "mods": "/etc/apache2/conf.modules.d",
+        "module_file": None,
+        # cPanel's default profile: prefork, hence mod_cgi rather than mod_cgid.
+        "mpm": "mpm_prefork_module",
+        "modules": {"cgi": "cgi_module", "relay": "cgi_module"},
+        "not_applicable": {
+            "module_file_traces": (
+                "the EA4 profile owns conf.modules.d: proxy_fcgi and cgi are loaded by the profile whatever "
+                "the mode, so their files are no trace of a mode (test_sim_profile_module_files_stay checks "
+                "that they stay)"
+            ),
+            "default_site": (
+                "EA4 has no default-site file: its default vhost is generated into httpd.conf and must stay "
+                "(test_sim_site_is_included_inside_the_account_vhost checks the site's vhost instead)"
+            ),
+        },
     },
 }
+
+SIM_SUFFIX = "-cpsim"
 
 
 def mode_of(host):
@@ -92,7 +152,28 @@ def mode_of(host):
 
 
 def platform_of(host):
+    """The host's row: the simulation's for hosts named `*-cpsim`, whatever
+    their distribution, otherwise the distribution's."""
+    if host.backend.get_hostname().endswith(SIM_SUFFIX):
+        return PLATFORMS["cpanel-sim"]
     return PLATFORMS[host.system_info.distribution]
+
+
+def not_applicable(platform, check):
+    """Skip a check the platform's row marks as not applicable, with its reason."""
+    reason = platform["not_applicable"].get(check)
+    if reason:
+        pytest.skip(f"not applicable here: {reason}")
+
+
+def module_of(mode, platform):
+    """The module that must be loaded for the mode on the platform."""
+    return platform["modules"].get(mode, MODES[mode]["module"])
+
+
+def runs_as(mode, platform):
+    """The user the mode runs the app as on the platform."""
+    return platform["user"] if MODES[mode]["runs_as"] == "apache" else platform["app_user"]
 
 
 def running(host, pattern):
@@ -102,7 +183,12 @@ def running(host, pattern):
 
 
 def traces(mode, platform):
-    return {path.format(**platform) for path in MODES[mode]["traces"]}
+    """Paths that exist while the mode serves the app on the platform. Module
+    files count only where the row names them (see its not_applicable)."""
+    paths = {path.format(**platform) for path in MODES[mode]["traces"]}
+    if platform["module_file"]:
+        paths |= {platform["module_file"].format(module=name, **platform) for name in MODES[mode]["module_files"]}
+    return paths
 
 
 class Site:
@@ -147,7 +233,7 @@ class Site:
 @pytest.fixture()
 def site(host):
     tmp = host.check_output("mktemp -d")
-    yield Site(host, tmp)
+    yield Site(host, tmp, host_header=platform_of(host)["host_header"])
     host.run(f"rm -rf {shlex.quote(tmp)}")
 
 

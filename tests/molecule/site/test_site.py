@@ -1,13 +1,33 @@
-"""Verify each converged container of the `modes` scenario: Apache, the
-sample app through Apache, and the proof of the mode that served it. Driven
-by the MODES and PLATFORMS tables; the mode comes from the host's name."""
+"""Verify each converged container of the `modes` and `cpanel-sim` scenarios:
+Apache, the sample app through Apache, and the proof of the mode that served
+it. Driven by the MODES and PLATFORMS tables; the mode comes from the host's
+name, the platform from its name (`*-cpsim`) or its distribution."""
 
 import hashlib
 import re
 import uuid
 
 import testinfra
-from conftest import APP, MODES, converge, inventory_hosts, mode_of, platform_of, running, traces
+from conftest import (
+    APP,
+    BASE_URL,
+    MODES,
+    converge,
+    inventory_hosts,
+    mode_of,
+    module_of,
+    not_applicable,
+    platform_of,
+    running,
+    runs_as,
+    traces,
+)
+
+
+def curl_command(platform, path="/"):
+    """A plain curl of the site, with the Host header the platform needs."""
+    host_header = f"-H 'Host: {platform['host_header']}' " if platform["host_header"] else ""
+    return f"curl -sS --max-time 60 {host_header}{BASE_URL}{path}"
 
 
 def test_apache_is_running_and_enabled(host):
@@ -23,9 +43,20 @@ def test_configtest_passes(host):
 
 
 def test_the_mode_s_module_is_loaded(host):
-    modules = host.check_output(f"{platform_of(host)['ctl']} -M")
-    assert MODES[mode_of(host)]["module"] in modules
-    assert "mpm_event_module" in modules
+    platform = platform_of(host)
+    modules = host.check_output(f"{platform['ctl']} -M")
+    assert module_of(mode_of(host), platform) in modules
+    assert platform["mpm"] in modules
+
+
+def test_module_files_are_traces_of_the_mode(host):
+    """The files that load a mode's modules come and go with the mode, where
+    the platform lets a mode own them."""
+    platform = platform_of(host)
+    not_applicable(platform, "module_file_traces")
+    mode = mode_of(host)
+    for name in MODES[mode]["module_files"]:
+        assert host.file(platform["module_file"].format(module=name, **platform)).exists, name
 
 
 def test_only_this_mode_s_traces_exist(host):
@@ -41,9 +72,14 @@ def test_only_this_mode_s_traces_exist(host):
 def test_one_vhost_file_for_the_site(host):
     platform = platform_of(host)
     vhosts = host.check_output(f"{platform['ctl']} -S")
-    assert "vps.test" in vhosts
-    assert f"{platform['sites']}/{APP}.conf" in vhosts
-    assert not host.file(f"{platform['sites']}/000-default.conf").exists
+    assert platform["server_name"] in vhosts
+    assert platform["vhost_file"] in vhosts
+
+
+def test_the_distribution_s_default_site_is_gone(host):
+    platform = platform_of(host)
+    not_applicable(platform, "default_site")
+    assert not host.file(platform["default_site"]).exists
 
 
 def test_hardening(site):
@@ -91,7 +127,7 @@ def test_upload_of_20_mb_is_stored_and_served_back(host, site):
     assert re.search(rf'id="upload-sha256"[^>]*>\s*{digest}', page), page[:2000]
     assert re.search(r'id="upload-size"[^>]*>\s*20971520\b', page), page[:2000]
     name = re.search(r'id="upload-name"[^>]*>\s*([^<\s]+)', page).group(1)
-    served = host.check_output(f"curl -sS --max-time 60 http://127.0.0.1/media/{name} | sha256sum").split()[0]
+    served = host.check_output(f"{curl_command(platform_of(host), f'/media/{name}')} | sha256sum").split()[0]
     assert served == digest
     host.run(f"rm -f {upload}")
 
@@ -107,26 +143,29 @@ def test_served_by_proves_the_mode(host, site):
     served = site.json("/served-by/")
     for key, value in MODES[mode]["served_by"].items():
         assert served[key] == value, (key, served)
-    runs_as = platform_of(host)["user"] if MODES[mode]["runs_as"] == "apache" else APP
-    assert served["user"] == runs_as
+    assert served["user"] == runs_as(mode, platform_of(host))
     for pattern in MODES[mode]["processes"]:
         assert running(host, pattern), pattern
 
 
 def test_code_is_not_writable_by_the_app(host):
-    runner = platform_of(host)["user"]
-    for path in (f"/srv/{APP}/app/manage.py", f"/srv/{APP}/venv/bin/python", f"/srv/{APP}/wsgi/django.wsgi"):
+    platform = platform_of(host)
+    runner = platform["user"]
+    root = platform["root"]
+    for path in (f"{root}/app/manage.py", f"{root}/venv/bin/python", f"{root}/wsgi/django.wsgi"):
         assert host.run(f"sudo -u {runner} test -w {path}").rc == 1, path
 
 
 def test_data_and_secrets_belong_to_the_user_that_runs_the_app(host):
-    runs_as = platform_of(host)["user"] if MODES[mode_of(host)]["runs_as"] == "apache" else APP
-    for path in (f"/srv/{APP}/secret_key", f"/srv/{APP}/env"):
+    platform = platform_of(host)
+    owner = runs_as(mode_of(host), platform)
+    root = platform["root"]
+    for path in (f"{root}/secret_key", f"{root}/env"):
         secret = host.file(path)
         assert secret.mode == 0o600, path
-        assert secret.user == runs_as, path
-    for path in (f"/srv/{APP}/data", f"/srv/{APP}/media"):
-        assert host.file(path).user == runs_as, path
+        assert secret.user == owner, path
+    for path in (f"{root}/data", f"{root}/media"):
+        assert host.file(path).user == owner, path
         # No ACL is left over from a switch: getfacl lists only the base entries.
         assert "user:" not in host.check_output(f"getfacl -p --omit-header {path} | grep -v '^user::' || true")
 
@@ -144,6 +183,6 @@ def test_rejected_config_fails_the_play_and_keeps_every_site():
         assert re.search(rf"fatal: \[{re.escape(name)}\]", output), name
         assert h.file(platform_of(h)["site_file"].format(name=APP)).content_string == before[name]
         assert h.run(f"{platform_of(h)['ctl']} -t").rc == 0
-        assert "Django sample app" in h.check_output("curl -sS --max-time 60 http://127.0.0.1/")
+        assert "Django sample app" in h.check_output(curl_command(platform_of(h)))
     assert "Invalid command 'NotAnApacheDirective'" in output
     assert "previous file was restored" in output
