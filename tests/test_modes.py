@@ -43,7 +43,8 @@ def test_each_row_names_a_role_that_can_retire_the_mode(mode):
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_each_row_says_who_runs_the_app(mode):
-    assert MODES[mode]["runs_as"] in ("apache", "app")
+    assert MODES[mode]["runs_as"] in ("apache", "app", "cgi")
+    assert isinstance(MODES[mode]["account"], bool)
 
 
 def test_the_gateway_serves_every_mode_routed_to_it():
