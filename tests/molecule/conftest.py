@@ -23,7 +23,8 @@ BASE_URL = "http://127.0.0.1"
 # its directories); `module_files` are the modules whose files are traces
 # too, where the platform's row says how such a file is named; `processes`
 # are regexes of the command lines the mode leaves running; `runs_as` says
-# who runs the app.
+# who runs the app; `cgi` marks the modes Apache runs as CGI programs, which
+# run as the site's owner where the platform switches to it (suEXEC, ruid2).
 MODES = {
     "embedded": {
         "runs_as": "apache",
@@ -56,6 +57,7 @@ MODES = {
     },
     "fcgid": {
         "runs_as": "apache",
+        "cgi": True,
         "module": "fcgid_module",
         "served_by": {"wsgate_front_end": "fcgid", "process_name": "wsgate", "parent_process_name": "apache2"},
         "traces": ["{root}/wsgate/app.fcgi"],
@@ -64,6 +66,7 @@ MODES = {
     },
     "cgi": {
         "runs_as": "apache",
+        "cgi": True,
         "module": "cgid_module",
         "served_by": {"wsgate_front_end": "cgi", "wsgi_run_once": True, "parent_process_name": "apache2"},
         "traces": ["{root}/wsgate/app.cgi"],
@@ -72,6 +75,7 @@ MODES = {
     },
     "relay": {
         "runs_as": "apache",
+        "cgi": True,
         "module": "cgid_module",
         "served_by": {"wsgate_front_end": "relay", "wsgate_relay_backend": "warm", "wsgi_run_once": False},
         "traces": ["{root}/wsgate/app.cgi", "{root}/relay"],
@@ -85,7 +89,8 @@ MODES = {
 # the mode runs it as the app; `site_file` is the file the site's directives
 # go to, `vhost_file` where `ctl -S` says the site's vhost is defined;
 # `host_header` is the name the site answers to when 127.0.0.1 does not
-# reach it; `modules` replaces MODES' module where the platform serves a
+# reach it; `cgi_runs_as_owner` says whether CGI programs run as the site's
+# owner rather than Apache's user; `modules` replaces MODES' module where the platform serves a
 # mode with another one. A check that does not apply to a platform is named
 # in its `not_applicable`, with the reason, and the test says so.
 PLATFORMS = {
@@ -105,6 +110,7 @@ PLATFORMS = {
         "mods": "/etc/apache2/mods-enabled",
         "module_file": "{mods}/{module}.load",
         "mpm": "mpm_event_module",
+        "cgi_runs_as_owner": False,
         "modules": {},
         "not_applicable": {},
     },
@@ -128,6 +134,8 @@ PLATFORMS = {
         "module_file": None,
         # cPanel's default profile: prefork, hence mod_cgi rather than mod_cgid.
         "mpm": "mpm_prefork_module",
+        # mod_suexec with SuexecUserGroup in the account's vhost, as on EA4.
+        "cgi_runs_as_owner": True,
         "modules": {"cgi": "cgi_module", "relay": "cgi_module"},
         "not_applicable": {
             "module_file_traces": (
@@ -173,7 +181,10 @@ def module_of(mode, platform):
 
 def runs_as(mode, platform):
     """The user the mode runs the app as on the platform."""
-    return platform["user"] if MODES[mode]["runs_as"] == "apache" else platform["app_user"]
+    row = MODES[mode]
+    if row["runs_as"] == "app" or (row.get("cgi") and platform["cgi_runs_as_owner"]):
+        return platform["app_user"]
+    return platform["user"]
 
 
 def running(host, pattern):

@@ -18,6 +18,7 @@ PROFILE_MODULES = {
     "005_mod_cgi.conf": "cgi_module",
     "060_mod_proxy.conf": "proxy_module",
     "065_mod_proxy_fcgi.conf": "proxy_fcgi_module",
+    "090_mod_suexec.conf": "suexec_module",
 }
 
 
