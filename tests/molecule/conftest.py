@@ -86,8 +86,10 @@ MODES = {
 }
 
 # Platform facts. `root` is where the app lives, `app_user` who runs it when
-# the mode runs it as the app; `site_file` is the file the site's directives
-# go to, `vhost_file` where `ctl -S` says the site's vhost is defined;
+# the mode runs it as the app, `media` where uploads are stored; `site_file`
+# is the file the site's directives go to, `vhost_file` where `ctl -S` says
+# the site's vhost is defined; `traces` replaces MODES' traces where the
+# platform puts a mode's files elsewhere;
 # `host_header` is the name the site answers to when 127.0.0.1 does not
 # reach it; `cgi_runs_as_owner` says whether CGI programs run as the site's
 # owner rather than Apache's user; `modules` replaces MODES' module where the platform serves a
@@ -100,6 +102,7 @@ PLATFORMS = {
         "user": "www-data",
         "app_user": APP,
         "root": f"/srv/{APP}",
+        "media": f"/srv/{APP}/media",
         "server_name": "vps.test",
         "host_header": None,
         "sites": "/etc/apache2/sites-enabled",
@@ -112,6 +115,7 @@ PLATFORMS = {
         "mpm": "mpm_event_module",
         "cgi_runs_as_owner": False,
         "modules": {},
+        "traces": {},
         "not_applicable": {},
     },
     # Hosts named `<mode>-cpsim`: Debian 12 laid out as cPanel's EasyApache 4
@@ -123,6 +127,7 @@ PLATFORMS = {
         "user": "nobody",
         "app_user": "acme",
         "root": f"/home/acme/{APP}",
+        "media": f"/home/acme/{APP}/media",
         "server_name": "acme.test",
         "host_header": "acme.test",
         "sites": "/etc/apache2/conf.d/userdata/std/2_4/acme/acme.test",
@@ -137,7 +142,9 @@ PLATFORMS = {
         # mod_suexec with SuexecUserGroup in the account's vhost, as on EA4.
         "cgi_runs_as_owner": True,
         "modules": {"cgi": "cgi_module", "relay": "cgi_module"},
+        "traces": {},
         "not_applicable": {
+            "account_path": "root deploys on this host: the account path's checks are for hosts named `*-cpacct`",
             "module_file_traces": (
                 "the EA4 profile owns conf.modules.d: proxy_fcgi and cgi are loaded by the profile whatever "
                 "the mode, so their files are no trace of a mode (test_sim_profile_module_files_stay checks "
@@ -149,9 +156,58 @@ PLATFORMS = {
             ),
         },
     },
+    # Hosts named `<mode>-cpacct`: the same simulation, deployed by the
+    # account acme itself, without root (`ansible_become: false`). The play
+    # writes only into /home/acme: the code, virtualenv and data under
+    # ~/sampleapp, static files and uploads under the document root, the CGI
+    # entry point in its cgi-bin and the site as a block in its .htaccess.
+    "cpanel-account": {
+        "service": "httpd",
+        "ctl": "apachectl",
+        "user": "nobody",
+        "app_user": "acme",
+        "root": f"/home/acme/{APP}",
+        "public": "/home/acme/public_html",
+        "media": "/home/acme/public_html/media",
+        "static": "/home/acme/public_html/static",
+        "server_name": "acme.test",
+        "host_header": "acme.test",
+        "sites": None,
+        "site_file": "/home/acme/public_html/.htaccess",
+        "vhost_file": "/etc/apache2/conf/httpd.conf",
+        "default_site": None,
+        "conf": "/etc/apache2/conf.d",
+        "mods": "/etc/apache2/conf.modules.d",
+        "module_file": None,
+        "mpm": "mpm_prefork_module",
+        "cgi_runs_as_owner": True,
+        "modules": {"cgi": "cgi_module", "relay": "cgi_module"},
+        # cgi and relay share the entry point in the document root's cgi-bin.
+        "traces": {
+            "cgi": [f"/home/acme/public_html/cgi-bin/{APP}.cgi"],
+            "relay": [f"/home/acme/public_html/cgi-bin/{APP}.cgi", "{root}/relay"],
+        },
+        "not_applicable": {
+            "module_file_traces": (
+                "the EA4 profile owns conf.modules.d, and an account cannot load modules "
+                "(test_sim_profile_module_files_stay checks that the profile's files stay)"
+            ),
+            "default_site": "EA4 has no default-site file, and an account cannot remove one",
+            "site_include": (
+                "the account writes no server configuration: its site is a block in the document root's "
+                ".htaccess (test_sim_account_htaccess_keeps_the_account_s_own_rules checks it)"
+            ),
+            "rejected_config": (
+                "the account path writes no site file that a configtest checks (apache__site_extra_directives "
+                "is root's): Apache reads an .htaccess per request, so a bad directive there is a 500, not a "
+                "failed reload (test_sim_account_refuses_a_mode_that_needs_root shows its early refusal instead)"
+            ),
+        },
+    },
 }
 
 SIM_SUFFIX = "-cpsim"
+ACCOUNT_SUFFIX = "-cpacct"
 
 
 def mode_of(host):
@@ -159,12 +215,25 @@ def mode_of(host):
     return host.backend.get_hostname().rsplit("-", 1)[0]
 
 
-def platform_of(host):
-    """The host's row: the simulation's for hosts named `*-cpsim`, whatever
-    their distribution, otherwise the distribution's."""
-    if host.backend.get_hostname().endswith(SIM_SUFFIX):
+def platform_row(name):
+    """The row of a host named `name`, where its name decides it: the
+    simulation's for `*-cpsim`, the account path's for `*-cpacct`."""
+    if name.endswith(SIM_SUFFIX):
         return PLATFORMS["cpanel-sim"]
-    return PLATFORMS[host.system_info.distribution]
+    if name.endswith(ACCOUNT_SUFFIX):
+        return PLATFORMS["cpanel-account"]
+    return None
+
+
+def platform_of(host):
+    """The host's row: the simulation's for hosts named `*-cpsim` or
+    `*-cpacct`, whatever their distribution, otherwise the distribution's."""
+    return platform_row(host.backend.get_hostname()) or PLATFORMS[host.system_info.distribution]
+
+
+def applies(platform, check):
+    """Whether a check applies to the platform (see not_applicable)."""
+    return not platform["not_applicable"].get(check)
 
 
 def not_applicable(platform, check):
@@ -196,7 +265,7 @@ def running(host, pattern):
 def traces(mode, platform):
     """Paths that exist while the mode serves the app on the platform. Module
     files count only where the row names them (see its not_applicable)."""
-    paths = {path.format(**platform) for path in MODES[mode]["traces"]}
+    paths = {path.format(**platform) for path in platform["traces"].get(mode, MODES[mode]["traces"])}
     if platform["module_file"]:
         paths |= {platform["module_file"].format(module=name, **platform) for name in MODES[mode]["module_files"]}
     return paths

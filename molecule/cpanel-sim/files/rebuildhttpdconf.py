@@ -9,6 +9,9 @@ deployment relies on:
 * the generated file says it must not be edited;
 * conf.modules.d/*.conf is included first, conf.d/*.conf after the main
   server and before the virtual hosts;
+* `<Directory "/">` allows every .htaccess override and the options EA4's
+  main template sets (ExecCGI FollowSymLinks IncludesNOEXEC Indexes
+  SymLinksIfOwnerMatch), so an account's .htaccess can rewrite;
 * conf.d/includes/{pre_main,pre_virtualhost,post_virtualhost}_global.conf
   are included only if they exist when the file is rebuilt;
 * one <VirtualHost> per domain, whose last directives include
@@ -91,7 +94,7 @@ TypesConfig conf/mime.types
 
 <Directory "/">
     AllowOverride All
-    Options ExecCGI FollowSymLinks IncludesNOEXEC Indexes
+    Options ExecCGI FollowSymLinks IncludesNOEXEC Indexes SymLinksIfOwnerMatch
 </Directory>
 
 <Files ~ "^error_log$">

@@ -1,15 +1,18 @@
 """Checks that only the cPanel EA4 layout SIMULATION (scenario cpanel-sim,
-hosts `*-cpsim`) has: the app's site must reach Apache the way it does on
-cPanel, as an include inside the vhost cPanel generates for the account's
-domain, with httpd.conf left to cPanel; Apache runs as nobody and must not
-be able to change the account's code. The shared tests in ../site cover the
-rest through the PLATFORMS row `cpanel-sim`."""
+hosts `*-cpsim` and `*-cpacct`) has: the app's site must reach Apache the
+way it does on cPanel, as an include inside the vhost cPanel generates for
+the account's domain, with httpd.conf left to cPanel; Apache runs as nobody
+and must not be able to change the account's code. The shared tests in
+../site cover the rest through the PLATFORMS rows `cpanel-sim` and
+`cpanel-account`; test_sim_account.py the account's deployment without
+root."""
 
 import re
 
-from conftest import APP, PLATFORMS, platform_of
+from conftest import APP, PLATFORMS, not_applicable, platform_of
 
 SIM = PLATFORMS["cpanel-sim"]
+SIM_ROWS = (SIM, PLATFORMS["cpanel-account"])
 HTTPD_CONF = "/etc/apache2/conf/httpd.conf"
 REBUILD = "/usr/local/cpanel/scripts/rebuildhttpdconf"
 # The profile's module files prepare.yml wrote, which no mode may take away.
@@ -49,7 +52,7 @@ def server_name(block):
 
 
 def test_sim_host_says_it_is_a_simulation(host):
-    assert platform_of(host) is SIM
+    assert any(platform_of(host) is row for row in SIM_ROWS)
     assert "SIMULATION" in host.file("/etc/cpanel/ea4/SIMULATION").content_string
     assert "SIMULATION" in host.check_output("systemctl show -p Description --value httpd")
     assert host.file("/etc/cpanel/ea4/is_ea4").exists
@@ -57,6 +60,7 @@ def test_sim_host_says_it_is_a_simulation(host):
 
 
 def test_sim_site_is_included_inside_the_account_vhost(host):
+    not_applicable(platform_of(host), "site_include")
     include = f'Include "{SIM["sites"]}/*.conf"'
     assert host.file(SIM["site_file"].format(name=APP)).exists
     blocks = vhosts(host.file(HTTPD_CONF).content_string)
@@ -94,7 +98,7 @@ def test_sim_app_code_and_venv_are_not_writable_by_nobody(host):
     """Nothing under the app's code and virtualenv is owned by nobody,
     writable by everyone, group-writable for group nobody, or writable for
     nobody through an ACL."""
-    root = SIM["root"]
+    root = platform_of(host)["root"]
     paths = f"{root}/app {root}/venv"
     assert host.file(f"{root}/app").is_directory and host.file(f"{root}/venv").is_directory
     writable = host.check_output(
