@@ -149,11 +149,14 @@ def test_sim_account_refuses_a_mode_that_needs_root():
         h = testinfra.get_host(f"podman://{name}")
         before = h.file(HTACCESS).content_string
         result = converge(name, "wsgi_deployment_mode=daemon")
-        output = result.stdout + result.stderr
+        # Without the colours a terminal-like environment turns on.
+        output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
         assert result.returncode != 0, output
         assert re.search(rf"fatal: \[{re.escape(name)}\]", output), output
-        assert "wsgi_deployment_mode=daemon needs root" in output, output
-        assert "a cPanel account can use cgi or relay" in output, output
+        # The callback may wrap the message: compare its words.
+        words = " ".join(output.split())
+        assert "wsgi_deployment_mode=daemon needs root" in words, output
+        assert "Without root a cPanel account can use cgi or relay" in words, output
         assert re.search(rf"{re.escape(name)}\s*:.*\bchanged=0\b.*\bfailed=1\b", output), output
         assert h.file(HTACCESS).content_string == before
         served = json.loads(
