@@ -95,6 +95,28 @@ MODES = {
 # owner rather than Apache's user; `modules` replaces MODES' module where the platform serves a
 # mode with another one. A check that does not apply to a platform is named
 # in its `not_applicable`, with the reason, and the test says so.
+# What both cPanel simulation rows share: EA4's layout and its Apache as
+# nobody, the account acme and its domain.
+_EA4_SIM = {
+    "service": "httpd",
+    "ctl": "apachectl",
+    "user": "nobody",
+    "app_user": "acme",
+    "root": f"/home/acme/{APP}",
+    "server_name": "acme.test",
+    "host_header": "acme.test",
+    "vhost_file": "/etc/apache2/conf/httpd.conf",
+    "default_site": None,
+    "conf": "/etc/apache2/conf.d",
+    "mods": "/etc/apache2/conf.modules.d",
+    "module_file": None,
+    # cPanel's default profile: prefork, hence mod_cgi rather than mod_cgid.
+    "mpm": "mpm_prefork_module",
+    # mod_suexec with SuexecUserGroup in the account's vhost, as on EA4.
+    "cgi_runs_as_owner": True,
+    "modules": {"cgi": "cgi_module", "relay": "cgi_module"},
+}
+
 PLATFORMS = {
     "debian": {
         "service": "apache2",
@@ -122,26 +144,10 @@ PLATFORMS = {
     # (molecule/cpanel-sim/prepare.yml); the app belongs to the account acme
     # and its site is an include inside the vhost cPanel generates.
     "cpanel-sim": {
-        "service": "httpd",
-        "ctl": "apachectl",
-        "user": "nobody",
-        "app_user": "acme",
-        "root": f"/home/acme/{APP}",
+        **_EA4_SIM,
         "media": f"/home/acme/{APP}/media",
-        "server_name": "acme.test",
-        "host_header": "acme.test",
         "sites": "/etc/apache2/conf.d/userdata/std/2_4/acme/acme.test",
         "site_file": "/etc/apache2/conf.d/userdata/std/2_4/acme/acme.test/{name}.conf",
-        "vhost_file": "/etc/apache2/conf/httpd.conf",
-        "default_site": None,
-        "conf": "/etc/apache2/conf.d",
-        "mods": "/etc/apache2/conf.modules.d",
-        "module_file": None,
-        # cPanel's default profile: prefork, hence mod_cgi rather than mod_cgid.
-        "mpm": "mpm_prefork_module",
-        # mod_suexec with SuexecUserGroup in the account's vhost, as on EA4.
-        "cgi_runs_as_owner": True,
-        "modules": {"cgi": "cgi_module", "relay": "cgi_module"},
         "traces": {},
         "not_applicable": {
             "account_path": "root deploys on this host: the account path's checks are for hosts named `*-cpacct`",
@@ -162,26 +168,12 @@ PLATFORMS = {
     # ~/sampleapp, static files and uploads under the document root, the CGI
     # entry point in its cgi-bin and the site as a block in its .htaccess.
     "cpanel-account": {
-        "service": "httpd",
-        "ctl": "apachectl",
-        "user": "nobody",
-        "app_user": "acme",
-        "root": f"/home/acme/{APP}",
+        **_EA4_SIM,
         "public": "/home/acme/public_html",
         "media": "/home/acme/public_html/media",
         "static": "/home/acme/public_html/static",
-        "server_name": "acme.test",
-        "host_header": "acme.test",
         "sites": None,
         "site_file": "/home/acme/public_html/.htaccess",
-        "vhost_file": "/etc/apache2/conf/httpd.conf",
-        "default_site": None,
-        "conf": "/etc/apache2/conf.d",
-        "mods": "/etc/apache2/conf.modules.d",
-        "module_file": None,
-        "mpm": "mpm_prefork_module",
-        "cgi_runs_as_owner": True,
-        "modules": {"cgi": "cgi_module", "relay": "cgi_module"},
         # cgi and relay share the entry point in the document root's cgi-bin.
         "traces": {
             "cgi": [f"/home/acme/public_html/cgi-bin/{APP}.cgi"],
