@@ -24,9 +24,12 @@ BASE_URL = "http://127.0.0.1"
 # too, where the platform's row says how such a file is named; `processes`
 # are regexes of the command lines the mode leaves running; `runs_as` says
 # who runs the app; `cgi` marks the modes Apache runs as CGI programs, which
-# run as the site's owner where the platform switches to it (suEXEC, ruid2).
+# run as the site's owner where the platform switches to it (suEXEC, ruid2);
+# `redeploy_without_failures` marks the modes whose redeploy under load must
+# fail no request (the others' counts are measured and printed).
 MODES = {
     "embedded": {
+        "redeploy_without_failures": False,
         "runs_as": "apache",
         "module": "wsgi_module",
         "served_by": {"mod_wsgi_process_group": "", "mod_wsgi_application_group": APP, "process_name": "apache2"},
@@ -35,6 +38,7 @@ MODES = {
         "processes": [],
     },
     "daemon": {
+        "redeploy_without_failures": True,
         "runs_as": "app",
         "module": "wsgi_module",
         # display-name=%{GROUP} renames the daemon process's argv[0].
@@ -44,6 +48,7 @@ MODES = {
         "processes": [rf"^\(wsgi:{APP}\)"],
     },
     "fastcgi": {
+        "redeploy_without_failures": True,
         "runs_as": "app",
         "module": "proxy_fcgi_module",
         "served_by": {"wsgate_front_end": "fastcgi", "process_name": "wsgate", "parent_process_name": "wsgate"},
@@ -56,6 +61,7 @@ MODES = {
         "processes": ["wsgate fastcgi --bind systemd"],
     },
     "fcgid": {
+        "redeploy_without_failures": False,
         "runs_as": "apache",
         "cgi": True,
         "module": "fcgid_module",
@@ -65,6 +71,7 @@ MODES = {
         "processes": [],
     },
     "cgi": {
+        "redeploy_without_failures": False,
         "runs_as": "apache",
         "cgi": True,
         "module": "cgid_module",
@@ -74,6 +81,7 @@ MODES = {
         "processes": [],
     },
     "relay": {
+        "redeploy_without_failures": False,
         "runs_as": "apache",
         "cgi": True,
         "module": "cgid_module",
@@ -90,6 +98,7 @@ MODES = {
 # is the file the site's directives go to, `vhost_file` where `ctl -S` says
 # the site's vhost is defined; `traces` replaces MODES' traces where the
 # platform puts a mode's files elsewhere;
+# `owner` owns the code and the settings;
 # `host_header` is the name the site answers to when 127.0.0.1 does not
 # reach it; `cgi_runs_as_owner` says whether CGI programs run as the site's
 # owner rather than Apache's user; `modules` replaces MODES' module where the platform serves a
@@ -102,6 +111,8 @@ _EA4_SIM = {
     "ctl": "apachectl",
     "user": "nobody",
     "app_user": "acme",
+    # The account owns its home, and its CGI runs as it.
+    "owner": "acme",
     "root": f"/home/acme/{APP}",
     "server_name": "acme.test",
     "host_header": "acme.test",
@@ -123,6 +134,7 @@ PLATFORMS = {
         "ctl": "apache2ctl",
         "user": "www-data",
         "app_user": APP,
+        "owner": "root",
         "root": f"/srv/{APP}",
         "media": f"/srv/{APP}/media",
         "server_name": "vps.test",

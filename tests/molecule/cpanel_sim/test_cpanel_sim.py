@@ -95,12 +95,12 @@ def test_sim_apache_children_run_as_nobody(host):
 
 
 def test_sim_app_code_and_venv_are_not_writable_by_nobody(host):
-    """Nothing under the app's code and virtualenv is owned by nobody,
+    """Nothing under the app's releases and virtualenvs is owned by nobody,
     writable by everyone, group-writable for group nobody, or writable for
     nobody through an ACL."""
     root = platform_of(host)["root"]
-    paths = f"{root}/app {root}/venv"
-    assert host.file(f"{root}/app").is_directory and host.file(f"{root}/venv").is_directory
+    paths = f"{root}/releases {root}/venvs"
+    assert host.file(f"{root}/current/app").is_directory and host.file(f"{root}/current/venv").is_directory
     writable = host.check_output(
         f"find {paths} ! -type l \\( -user nobody -o -perm -o+w -o \\( -group nobody -perm -g+w \\) \\) -print"
     )
@@ -108,7 +108,7 @@ def test_sim_app_code_and_venv_are_not_writable_by_nobody(host):
     acls = host.check_output(f"getfacl -R -s -p {paths} 2>/dev/null || true")
     assert not re.search(r"^(user|group):nobody:.w", acls, re.MULTILINE), acls
     # And as Apache's user, on the files that matter most.
-    for path in (f"{root}/app/manage.py", f"{root}/venv/bin/python", f"{root}/app", f"{root}/venv/bin"):
+    for path in (f"{root}/current/app/manage.py", f"{root}/current/venv/bin/python", f"{root}/current/app"):
         assert host.run(f"sudo -u nobody -g nobody test -w {path}").rc == 1, path
 
 

@@ -36,10 +36,10 @@ def account(host):
 
 
 def test_sim_account_layout_is_in_the_home(account):
-    """Code, virtualenv and data under ~/sampleapp; static files and uploads
+    """Releases, virtualenvs and data under ~/sampleapp; static files and uploads
     under the document root, at their URLs; all the account's."""
     root = ACCOUNT["root"]
-    for path in (f"{root}/app", f"{root}/venv", f"{root}/data", ACCOUNT["static"], ACCOUNT["media"]):
+    for path in (f"{root}/current/app", f"{root}/current/venv/", f"{root}/data", ACCOUNT["static"], ACCOUNT["media"]):
         directory = account.file(path)
         assert directory.is_directory, path
         assert directory.user == USER, path

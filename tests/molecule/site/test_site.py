@@ -8,6 +8,7 @@ import hashlib
 import re
 import uuid
 
+import pytest
 import testinfra
 from conftest import (
     APP,
@@ -150,24 +151,44 @@ def test_served_by_proves_the_mode(host, site):
         assert running(host, pattern), pattern
 
 
-def test_code_is_not_writable_by_the_app(host):
+def test_the_app_cannot_change_its_code_or_settings(host):
+    """Least privilege: the user that runs the app writes its data and its
+    uploads, and nothing of the code, virtualenvs, static files, entry
+    points or settings."""
     platform = platform_of(host)
-    runner = platform["user"]
+    mode = mode_of(host)
+    runner = runs_as(mode, platform)
+    if runner == platform["owner"]:
+        pytest.skip(
+            f"not applicable here: {runner} owns the code and runs the app in {mode} mode "
+            "(a control panel account owns its home, and its CGI runs as it)"
+        )
     root = platform["root"]
-    for path in (f"{root}/app/manage.py", f"{root}/venv/bin/python", f"{root}/wsgi/django.wsgi"):
-        assert host.run(f"sudo -u {runner} test -w {path}").rc == 1, path
+    as_runner = f"sudo -u {runner} --"
+    assert host.run(f"{as_runner} test -w {root}").rc == 1, root
+    for path in (f"{root}/releases", f"{root}/venvs", f"{root}/wsgi", f"{root}/bin", f"{root}/current/"):
+        assert host.file(path).exists, path
+        writable = host.run(f"{as_runner} find {path} -writable -print -quit").stdout.strip()
+        assert writable == "", f"{runner} can write {writable}"
+    for path in (f"{root}/env", f"{root}/env.next", f"{root}/secret_key"):
+        assert host.run(f"{as_runner} test -w {path}").rc == 1, path
+        assert host.run(f"{as_runner} test -r {path}").rc == 0, path
+    for path in (f"{root}/data", platform["media"]):
+        assert host.run(f"{as_runner} test -w {path}").rc == 0, path
 
 
-def test_data_and_secrets_belong_to_the_user_that_runs_the_app(host):
+def test_data_belongs_to_the_user_that_runs_the_app_and_settings_to_the_owner(host):
     platform = platform_of(host)
-    owner = runs_as(mode_of(host), platform)
+    runner = runs_as(mode_of(host), platform)
     root = platform["root"]
     for path in (f"{root}/secret_key", f"{root}/env"):
         secret = host.file(path)
-        assert secret.mode == 0o600, path
-        assert secret.user == owner, path
+        assert secret.mode == 0o640, path
+        assert secret.user == platform["owner"], path
+        assert host.run(f"sudo -u {runner} -- test -r {path}").rc == 0, path
     for path in (f"{root}/data", platform["media"]):
-        assert host.file(path).user == owner, path
+        assert host.file(path).user == runner, path
+    for path in (f"{root}/data", platform["media"], f"{root}/secret_key", f"{root}/env"):
         # No ACL is left over from a switch: getfacl lists only the base entries.
         assert "user:" not in host.check_output(f"getfacl -p --omit-header {path} | grep -v '^user::' || true")
 

@@ -22,6 +22,7 @@ def main(stop_file, result_file):
     page = opener.open(BASE + "/notes/", timeout=30).read().decode()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
     counts = {}
+    failed_at = []
     started = time.monotonic()
     for number in range(MAX_REQUESTS):
         if Path(stop_file).exists() or time.monotonic() - started > DEADLINE:
@@ -35,8 +36,19 @@ def main(stop_file, result_file):
         except OSError:
             status = 0
         counts[str(status)] = counts.get(str(status), 0) + 1
+        if status != 200:
+            failed_at.append(round(time.monotonic() - started, 2))
         time.sleep(0.05)
-    Path(result_file).write_text(json.dumps({"counts": counts, "seconds": round(time.monotonic() - started, 1)}))
+    Path(result_file).write_text(
+        json.dumps(
+            {
+                "counts": counts,
+                "seconds": round(time.monotonic() - started, 1),
+                # From the first failed write to the last, in seconds.
+                "failure_window": round(failed_at[-1] - failed_at[0], 2) if failed_at else 0,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,210 @@
+"""Deploys on every mode of the `modes` scenario, in one play over all its
+hosts, as a user would run them: the Debian 13 hosts take changed code
+under load and then a rollback; each Debian 12 host takes a release that
+must be refused (REFUSALS), and must go on serving the old one byte for
+byte, even after its processes restart."""
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+from conftest import APP, MODES, PROJECT, inventory_hosts, mode_of, platform_of
+
+SAMPLE = PROJECT / "roles/django/files/sample_app"
+MARKER = "release-v2-of-the-sample-app"
+LOAD = Path(__file__).with_name("load.py")
+REMOTE = "/root/release-test"
+
+# What makes a release unfit, and the modes whose Debian 12 host gets it:
+# `change` turns a copy of the changed app into the bad one; `environment`
+# is a setting that goes with it.
+REFUSALS = {
+    "migration": {"modes": ["embedded", "fcgid"], "reason": "manage.py migrate failed"},
+    "check": {"modes": ["daemon", "cgi"], "reason": "check --deploy reported", "environment": {"DJANGO_DEBUG": "1"}},
+    "smoke": {"modes": ["fastcgi", "relay"], "reason": "answered 500"},
+}
+
+
+def refusal_of(mode):
+    return next(name for name, row in REFUSALS.items() if mode in row["modes"])
+
+
+def changed_app(path):
+    shutil.copytree(SAMPLE, path, ignore=shutil.ignore_patterns("__pycache__"))
+    home = path / "notes/templates/notes/home.html"
+    home.write_text(
+        home.read_text().replace("<h1>Django sample app</h1>", f"<h1>Django sample app</h1>\n<p>{MARKER}</p>")
+    )
+    return path
+
+
+def broken_app(path, refusal):
+    changed_app(path)
+    if refusal == "migration":
+        migrations = path / "notes/migrations"
+        latest = sorted(p.stem for p in migrations.glob("[0-9]*.py"))[-1]
+        (migrations / "9999_refused.py").write_text(
+            "from django.db import migrations\n\n\n"
+            "def refuse(apps, schema_editor):\n"
+            "    raise RuntimeError('this migration fails on purpose')\n\n\n"
+            "class Migration(migrations.Migration):\n"
+            f"    dependencies = [('notes', '{latest}')]\n"
+            "    operations = [migrations.RunPython(refuse)]\n"
+        )
+    elif refusal == "smoke":
+        views = path / "notes/views.py"
+        views.write_text(
+            views.read_text().replace(
+                "def home(request):\n", "def home(request):\n    raise RuntimeError('this release fails on purpose')\n"
+            )
+        )
+    return path
+
+
+def run_playbook(playbook, limit, extra_vars, verbosity=""):
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), playbook]
+    command += ["-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", limit, "-e", json.dumps(extra_vars)]
+    if verbosity:
+        command.append(verbosity)
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, check=False)
+    return result, round(time.monotonic() - started, 1)
+
+
+def recap(output, name):
+    match = re.search(
+        rf"^{re.escape(name)}\s+:\s+ok=\d+\s+changed=\d+\s+unreachable=(\d+)\s+failed=(\d+)", output, re.M
+    )
+    assert match, f"no recap line for {name}"
+    return int(match.group(1)) + int(match.group(2))
+
+
+class Snapshot:
+    """What a visitor and the host see of the live release."""
+
+    def __init__(self, host):
+        platform = platform_of(host)
+        root = platform["root"]
+        header = f"-H 'Host: {platform['host_header']}' " if platform["host_header"] else ""
+        curl = f"curl -sS --max-time 60 {header}http://127.0.0.1"
+        self.home = host.check_output(f"{curl}/")
+        css = re.search(r'href="(/static/[^"]+\.css)"', self.home)
+        assert css, "the home page links no stylesheet"
+        self.css = host.check_output(f"{curl}{css.group(1)}")
+        self.current = host.check_output(f"readlink {root}/current")
+        self.env = host.check_output(f"sha256sum {root}/env")
+        self.missing_page = host.run(f"{curl}/no-such-page/").stdout
+
+
+def restart_processes(host):
+    """What a logrotate reload or a reboot does: every process that runs the
+    app starts again and reads the settings and the code afresh."""
+    service = platform_of(host)["service"]
+    host.check_output(f"systemctl reload {service}")
+    host.run(f"systemctl restart wsgate-{APP}.service")
+    host.run("pkill -f 'wsgate relay' || true")
+    time.sleep(2)
+
+
+def start_load(host, platform):
+    host.check_output(f"rm -rf {REMOTE} && mkdir -p {REMOTE}")
+    host.check_output(f"cat > {REMOTE}/load.py <<'PYEOF'\n{LOAD.read_text()}\nPYEOF")
+    args = ["http://127.0.0.1/", platform["host_header"] or "", MARKER, f"{platform['root']}/secret_key"]
+    args += [f"{REMOTE}/stop", f"{REMOTE}/result.json"]
+    quoted = " ".join(shlex.quote(arg) for arg in args)
+    host.check_output(f"setsid nohup python3 {REMOTE}/load.py {quoted} >{REMOTE}/load.log 2>&1 </dev/null &")
+
+
+def stop_load(host):
+    host.check_output(f"touch {REMOTE}/stop")
+    for _ in range(150):
+        if host.file(f"{REMOTE}/result.json").exists:
+            return json.loads(host.file(f"{REMOTE}/result.json").content_string)
+        time.sleep(0.5)
+    raise AssertionError(f"the load generator left no result: {host.run(f'cat {REMOTE}/load.log').stdout}")
+
+
+@pytest.fixture(scope="module")
+def hosts():
+    every = {name: testinfra.get_host(f"podman://{name}") for name in inventory_hosts()}
+    if not any(name.endswith(("-d12", "-d13")) for name in every):
+        pytest.skip("not applicable here: the deploy walk runs in the `modes` scenario, on Debian 12 and 13 hosts")
+    return every
+
+
+def test_redeploy_refusals_and_rollback(hosts, tmp_path):
+    deployed = {name: h for name, h in hosts.items() if name.endswith("-d13")}
+    refused = {name: h for name, h in hosts.items() if name.endswith("-d12")}
+    for name in deployed:
+        changed_app(tmp_path / name)
+    for name in refused:
+        broken_app(tmp_path / name, refusal_of(mode_of(hosts[name])))
+    environments = {name: REFUSALS[refusal_of(mode_of(h))].get("environment", {}) for name, h in refused.items()}
+    before = {name: Snapshot(h) for name, h in hosts.items()}
+    secrets = {name: h.check_output(f"cat {platform_of(h)['root']}/secret_key").strip() for name, h in hosts.items()}
+
+    for h in deployed.values():
+        start_load(h, platform_of(h))
+    try:
+        result, seconds = run_playbook(
+            "site.yml",
+            ",".join(hosts),
+            {
+                "django__source": "local",
+                "django__local_path": f"{tmp_path}/{{{{ inventory_hostname }}}}",
+                "django__environment": f"{{{{ {json.dumps(environments)}.get(inventory_hostname, {{}}) }}}}",
+            },
+            verbosity="-vvv",
+        )
+    finally:
+        loads = {name: stop_load(h) for name, h in deployed.items()}
+    output = result.stdout + result.stderr
+    print(f"deploy over {len(hosts)} hosts at -vvv: {seconds} s")
+    for name, load in sorted(loads.items()):
+        print(f"{name}: {load['counts']} in {load['seconds']} s, new code first seen at {load['first_marked']} s")
+
+    for name, secret in secrets.items():
+        assert secret not in output, f"{name}'s secret key is in the play's output"
+    for name, load in loads.items():
+        assert load["secret_on_command_lines"] == [], name
+
+    for name, h in deployed.items():
+        assert recap(output, name) == 0, name
+        after = Snapshot(h)
+        assert MARKER in after.home, name
+        assert after.current != before[name].current, name
+        assert h.check_output(f"readlink {platform_of(h)['root']}/previous") == before[name].current
+        load = loads[name]
+        assert load["first_marked"] is not None, f"{name}: the load never saw the new code"
+        if MODES[mode_of(h)]["redeploy_without_failures"]:
+            assert load["failed"] == 0, f"{name}: {load['failures']}"
+
+    for name, h in refused.items():
+        reason = REFUSALS[refusal_of(mode_of(h))]["reason"]
+        assert recap(output, name) == 1, name
+        assert re.search(rf"fatal: \[{re.escape(name)}\].*?stays offline: [^\n]*{re.escape(reason)}", output, re.S), (
+            name
+        )
+        for moment in ("after the refused deploy", "after its processes restarted"):
+            after = Snapshot(h)
+            for part in ("home", "css", "current", "env", "missing_page"):
+                assert getattr(after, part) == getattr(before[name], part), f"{name}, {part}, {moment}"
+            restart_processes(h)
+
+    result, seconds = run_playbook("playbooks/rollback.yml", ",".join(deployed), {})
+    print(f"rollback over {len(deployed)} hosts: {seconds} s")
+    output = result.stdout + result.stderr
+    for name, h in deployed.items():
+        assert recap(output, name) == 0, output[-3000:]
+        after = Snapshot(h)
+        assert after.current == before[name].current, name
+        assert after.home == before[name].home, name
+        assert MARKER not in after.home
