@@ -2,6 +2,7 @@
 modes and platforms they are driven by, and an HTTP client that talks to the
 site through Apache from inside the host."""
 
+import fcntl
 import json
 import os
 import re
@@ -334,3 +335,14 @@ def inventory_hosts():
     """The scenario's hosts, from the inventory Molecule wrote."""
     inventory = yaml.safe_load(Path(os.environ["MOLECULE_INVENTORY_FILE"]).read_text())
     return sorted(inventory["vps"]["hosts"])
+
+
+@pytest.fixture()
+def whole_scenario():
+    """Held by the tests that run a play over every host of the scenario:
+    they take turns, since two plays on one host at once would race, while
+    the per-host checks go on beside them."""
+    lock = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "whole-scenario.lock"
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

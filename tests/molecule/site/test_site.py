@@ -193,7 +193,7 @@ def test_data_belongs_to_the_user_that_runs_the_app_and_settings_to_the_owner(ho
         assert "user:" not in host.check_output(f"getfacl -p --omit-header {path} | grep -v '^user::' || true")
 
 
-def test_rejected_config_fails_the_play_and_keeps_every_site():
+def test_rejected_config_fails_the_play_and_keeps_every_site(whole_scenario):
     """Converge every container again with a directive Apache rejects: the
     play must stop at configtest on each, the previous file must be back, and
     every site must still answer. Hosts whose platform writes no site file
