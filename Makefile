@@ -29,14 +29,16 @@ PODMAN_ENV := source scripts/env.sh &&
 
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv venv-el7 help demo demo-clean test lint test-python test-server test-molecule images host-packages bench
+.PHONY: venv venv-el7 help demo demo-clean test lint test-python test-server test-molecule images host-packages bench bench-gateway
 
 help:
 	@echo "make demo [MODE=<mode>]           provision a local throwaway VPS and print its URL"
 	@echo "                                  (modes: embedded daemon fastcgi fcgid cgi relay)"
 	@echo "make demo-clean                   remove the demo VPS"
 	@echo "make test                         lint + Python tests + all Molecule scenarios"
-	@echo "make bench                        gateway benchmark (prints a table)"
+	@echo "make bench                        the six modes as deployed: req/s, p99, memory, converge times"
+	@echo "                                  (about 15 min; writes README's table and docs/bench-modes.png)"
+	@echo "make bench-gateway                gateway benchmark behind a hand-made Apache (prints a table)"
 	@echo "make venv-el7                     the EL7 controller (ansible-core 2.16) in $(VENV_EL7)"
 
 $(BIN)/.installed: requirements.txt server/pyproject.toml
@@ -141,5 +143,23 @@ test: lint venv venv-el7 images
 	if [ $$status -eq 0 ]; then echo "==> make test: all passed"; else echo "==> make test: FAILED"; fi; \
 	exit $$status
 
-bench: venv
+# The deployed-mode benchmark (bench/modes.py): not a test, it prints numbers.
+# BENCH_ARGS passes options, e.g. BENCH_ARGS=--quick or BENCH_ARGS='--rounds 5 --keep'.
+BENCH_VENV := .venv-bench
+BENCH_ARGS ?=
+BENCH_IMAGE ?= 13
+$(BENCH_VENV)/.installed: bench/requirements.txt
+	@echo "==> bench venv ($(BENCH_VENV))"
+	$(PYTHON) -m venv $(BENCH_VENV)
+	echo '*' > $(BENCH_VENV)/.gitignore
+	$(BENCH_VENV)/bin/pip install --quiet -r bench/requirements.txt
+	touch $@
+
+bench: venv host-packages $(BENCH_VENV)/.installed
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(PODMAN_ENV) scripts/build-image.sh $(BENCH_IMAGE)
+	$(PODMAN_ENV) $(BENCH_VENV)/bin/python bench/modes.py --image $(BENCH_IMAGE) $(BENCH_ARGS)
+
+# The gateway's own benchmark: wsgate against its peers behind one Apache.
+bench-gateway: venv
 	$(BIN)/python server/bench/run.py
