@@ -356,6 +356,7 @@ def chart(results: list[ModeResult], meta: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
     done = [r for r in results if r.rounds]
     names = [r.mode for r in done]
@@ -371,8 +372,11 @@ def chart(results: list[ModeResult], meta: dict, path: Path) -> None:
         highs = [max(r.values(key)) - m for m, r in zip(meds, done, strict=True)]
         ax.barh(ys, meds, color=color, alpha=0.85, xerr=[lows, highs], capsize=4, ecolor="#333333")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda _v, _pos: ""))
         ax.set_title(title, fontsize=10)
-        ax.grid(axis="x", which="both", alpha=0.3)
+        ax.grid(axis="x", which="major", alpha=0.35)
         for y, m, hi in zip(ys, meds, highs, strict=True):
             ax.text((m + hi) * 1.08, y, fmt_num(m), va="center", fontsize=9)
         lo_lim = min(min(r.values(key)) for r in done) / 2
