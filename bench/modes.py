@@ -300,7 +300,8 @@ def table(results: list[ModeResult]) -> str:
     ]
     for r in results:
         if r.error and not r.rounds:
-            lines.append(f"| `{r.mode}` | failed: {r.error} | | | | | | | |")
+            reason = " ".join(r.error.replace("|", "/").split())[:120]
+            lines.append(f"| `{r.mode}` | failed: {reason} | | | | | | | |")
             continue
         ok = r.values("ok_rps")
         rerun = fmt_s(r.rerun_s)
@@ -359,6 +360,9 @@ def chart(results: list[ModeResult], meta: dict, path: Path) -> None:
     from matplotlib.ticker import FuncFormatter, LogLocator
 
     done = [r for r in results if r.rounds]
+    if not done:
+        say("nothing was measured: no chart")
+        return
     names = [r.mode for r in done]
     ys = list(range(len(done)))
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.55 * len(done) + 2.2), sharey=True)
@@ -428,15 +432,21 @@ def report(results: list[ModeResult], meta: dict, quick: bool, write: bool) -> N
 
 
 def provision(modes: list[str], image: str, results: dict[str, ModeResult]) -> None:
+    """Start and provision each mode's container in turn; a mode that fails is reported, not loaded."""
     for i, mode in enumerate(modes, 1):
         r = results[mode]
-        say(f"[{i}/{len(modes)}] {mode}: starting {container(mode)} (ssh 127.0.0.1:{SSH_PORT[mode]})")
-        container_up(mode, image)
-        say(f"[{i}/{len(modes)}] {mode}: first converge of site.yml")
-        r.converge_s, _ = playbook(mode, CACHE / f"{mode}-converge.log")
-        say(f"[{i}/{len(modes)}] {mode}: first converge {r.converge_s:.0f} s; no-change re-run")
-        r.rerun_s, r.rerun_changed = playbook(mode, CACHE / f"{mode}-rerun.log")
-        say(f"[{i}/{len(modes)}] {mode}: re-run {r.rerun_s:.0f} s, changed={r.rerun_changed}")
+        step = f"[{i}/{len(modes)}] {mode}"
+        try:
+            say(f"{step}: starting {container(mode)} (ssh 127.0.0.1:{SSH_PORT[mode]})")
+            container_up(mode, image)
+            say(f"{step}: first converge of site.yml")
+            r.converge_s, _ = playbook(mode, CACHE / f"{mode}-converge.log")
+            say(f"{step}: first converge {r.converge_s:.0f} s; no-change re-run")
+            r.rerun_s, r.rerun_changed = playbook(mode, CACHE / f"{mode}-rerun.log")
+            say(f"{step}: re-run {r.rerun_s:.0f} s, changed={r.rerun_changed}")
+        except (RuntimeError, subprocess.CalledProcessError) as exc:
+            r.error = str(exc)
+            say(f"{step}: FAILED: {exc}")
 
 
 def load(modes: list[str], args: argparse.Namespace, results: dict[str, ModeResult]) -> None:
@@ -446,20 +456,32 @@ def load(modes: list[str], args: argparse.Namespace, results: dict[str, ModeResu
     try:
         pids = {}
         for mode in modes:
-            pids[mode] = init_pid(mode)
-            check_status(pids[mode])
-        for n in range(args.rounds):
+            if results[mode].error:
+                continue  # its provisioning failed
+            try:
+                pids[mode] = init_pid(mode)
+                check_status(pids[mode])
+            except (RuntimeError, subprocess.CalledProcessError, ValueError) as exc:
+                results[mode].error = results[mode].error or str(exc)
+                say(f"{mode}: not loaded: {results[mode].error}")
+        modes = [m for m in modes if m in pids]
+        for n in range(args.rounds if modes else 0):
             order = modes[n % len(modes) :] + modes[: n % len(modes)]
             for mode in order:
                 r = results[mode]
-                if args.warmup > 0:
-                    wrk(pids[mode], script, args, args.warmup)
                 sampler = MemorySampler(pids[mode])
-                sampler.start()
                 try:
+                    if args.warmup > 0:
+                        wrk(pids[mode], script, args, args.warmup)
+                    sampler.start()
                     rnd = wrk(pids[mode], script, args, args.duration)
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    r.error = str(exc)
+                    say(f"round {n + 1}/{args.rounds} {mode:8}: FAILED: {exc}")
+                    continue
                 finally:
-                    sampler.stop()
+                    if sampler.is_alive():
+                        sampler.stop()
                 r.rounds.append(rnd)
                 r.peak_pss_kb = max(r.peak_pss_kb, sampler.peak_pss)
                 r.peak_rss_kb = max(r.peak_rss_kb, sampler.peak_rss)
@@ -548,7 +570,8 @@ def main(argv: list[str] | None = None) -> int:
                 "timeout": args.timeout,
             },
         }
-        report([results[m] for m in modes], meta, args.quick or set(modes) != set(MODES), not args.no_write)
+        partial = args.quick or args.reuse or set(modes) != set(MODES)
+        report([results[m] for m in modes], meta, partial, not args.no_write)
     except KeyboardInterrupt:
         say("interrupted")
         return 130
