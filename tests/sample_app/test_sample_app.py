@@ -131,6 +131,8 @@ def test_served_by_reports_environment(client):
         "mod_wsgi_process_group",
         "mod_wsgi_application_group",
         "server_software",
+        "url_scheme",
+        "is_secure",
         "wsgate_front_end",
         "wsgate_relay_backend",
         "authorization_sha256",
@@ -190,6 +192,13 @@ def test_served_by_reads_wsgi_environ(client):
     assert data["mod_wsgi_process_group"] == "sampleapp"
     assert data["mod_wsgi_application_group"] == ""
     assert data["wsgi_multithread"] is True
+
+
+def test_served_by_reports_the_scheme(client):
+    plain = json.loads(client.get("/served-by/").content)
+    assert (plain["url_scheme"], plain["is_secure"]) == ("http", False)
+    secure = json.loads(client.get("/served-by/", secure=True).content)
+    assert (secure["url_scheme"], secure["is_secure"]) == ("https", True)
 
 
 def test_static_css_is_found_and_collected():
@@ -283,6 +292,7 @@ def test_settings_from_environment(run_app_python, tmp_path):
         DJANGO_STATIC_ROOT=str(tmp_path / "static"),
         DJANGO_MEDIA_ROOT=str(tmp_path / "media"),
         DJANGO_SECURE_SSL="on",
+        DJANGO_SECURE_HSTS_SECONDS="31536000",
     )
     assert values["DEBUG"] is True
     assert values["ALLOWED_HOSTS"] == ["example.com", "www.example.com"]
@@ -294,8 +304,17 @@ def test_settings_from_environment(run_app_python, tmp_path):
     assert values["SECURE_SSL_REDIRECT"] is True
     assert values["SESSION_COOKIE_SECURE"] is True
     assert values["CSRF_COOKIE_SECURE"] is True
-    assert values["SECURE_HSTS_SECONDS"] > 0
+    assert values["SECURE_HSTS_SECONDS"] == 31536000
     assert sorted(values["SILENCED_SYSTEM_CHECKS"]) == ["security.W005", "security.W021"]
+
+
+def test_https_without_hsts_until_opted_in(run_app_python):
+    values = dump_settings(run_app_python, DEPLOY_SETTINGS, DJANGO_SECURE_SSL="1")
+    assert values["SECURE_SSL_REDIRECT"] is True
+    assert values["SESSION_COOKIE_SECURE"] is True
+    assert values["CSRF_COOKIE_SECURE"] is True
+    assert values["SECURE_HSTS_SECONDS"] == 0
+    assert sorted(values["SILENCED_SYSTEM_CHECKS"]) == ["security.W004", "security.W005", "security.W021"]
 
 
 def test_check_deploy_passes_with_ssl(run_app_python):

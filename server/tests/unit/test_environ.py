@@ -3,7 +3,7 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsgate.environ import LimitedInput, fix_paths
+from wsgate.environ import LimitedInput, add_wsgi_keys, fix_paths
 
 
 def fixed(mount=None, proxy=False, **env):
@@ -63,3 +63,21 @@ def test_unquote_matches_urllib(data):
     from wsgate.environ import unquote_to_bytes
 
     assert unquote_to_bytes(data) == reference(data)
+
+
+def scheme_of(**env):
+    add_wsgi_keys(env, io.BytesIO(), io.StringIO(), False, True, True, "cgi")
+    return env["wsgi.url_scheme"], env["SERVER_PORT"]
+
+
+def test_https_from_apache_becomes_the_url_scheme():
+    # mod_ssl sets HTTPS=on for CGI, mod_fcgid and mod_proxy_fcgi alike.
+    assert scheme_of(HTTPS="on", SERVER_PORT="443") == ("https", "443")
+    assert scheme_of(HTTPS="ON") == ("https", "443")
+    assert scheme_of(REQUEST_SCHEME="https", SERVER_PORT="8443") == ("https", "8443")
+
+
+def test_plain_http_stays_http():
+    assert scheme_of(SERVER_PORT="80") == ("http", "80")
+    assert scheme_of(HTTPS="off") == ("http", "80")
+    assert scheme_of(HTTPS="") == ("http", "80")

@@ -99,6 +99,8 @@ def served_by(request):
             "mod_wsgi_process_group": meta.get("mod_wsgi.process_group"),
             "mod_wsgi_application_group": meta.get("mod_wsgi.application_group"),
             "server_software": meta.get("SERVER_SOFTWARE"),
+            "url_scheme": meta.get("wsgi.url_scheme"),
+            "is_secure": request.is_secure(),
             "wsgate_front_end": meta.get("wsgate.front_end"),
             "wsgate_relay_backend": meta.get("wsgate.relay_backend"),
             # A digest, not the credentials: proves the header arrived whole.

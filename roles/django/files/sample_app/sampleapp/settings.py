@@ -120,10 +120,15 @@ MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT") or BASE_DIR / "media")
 
 SECURE_SSL = env_bool("DJANGO_SECURE_SSL")
 if SECURE_SSL:
+    # Apache ends TLS and tells the app through the WSGI environ
+    # (wsgi.url_scheme https), so no proxy header is trusted here.
     SECURE_SSL_REDIRECT = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = 31536000
+    # HSTS stays off until the site opts in (the apache role's HSTS switch
+    # sets DJANGO_SECURE_HSTS_SECONDS): once browsers have seen it, the site
+    # cannot go back to plain HTTP before it expires.
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS") or 0)
     # HSTS for every subdomain, and a request to be preloaded into browsers,
     # bind the whole domain for a year: that is the domain owner's call, not
     # the app's, so the two checks that ask for them stay quiet.
@@ -131,6 +136,8 @@ if SECURE_SSL:
         "security.W005",  # SECURE_HSTS_INCLUDE_SUBDOMAINS
         "security.W021",  # SECURE_HSTS_PRELOAD
     ]
+    if not SECURE_HSTS_SECONDS:
+        SILENCED_SYSTEM_CHECKS.append("security.W004")  # SECURE_HSTS_SECONDS, not opted in
 else:
     # The site is served over plain HTTP until TLS is configured, so the
     # HTTPS-only settings (HSTS, SSL redirect, secure cookies) stay off and
