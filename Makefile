@@ -19,6 +19,10 @@ DEMO_NAME := django-vps-demo
 DEMO_PORT ?= 8080
 DEMO_SSH_PORT ?= 2222
 export DEMO_SSH_PORT
+# HTTPS with a self-signed certificate, on the same port inside the container
+# and on 127.0.0.1 (inventory/demo reads it).
+DEMO_TLS_PORT ?= 8443
+export DEMO_TLS_PORT
 DEMO_IMAGE ?= 13
 # A scenario with a `registry` file pulls public images, which this project's
 # test machines cannot; it is for users who can (molecule/distros).
@@ -67,8 +71,9 @@ $(VENV_EL7)/.installed: requirements-el7.txt
 venv-el7: $(VENV_EL7)/.installed
 
 # Apache's binaries and modules without the apache2 package, which would
-# start a service on this host; they install without their recommends.
-HOST_PACKAGES_BARE := apache2-bin libapache2-mod-fcgid libapache2-mod-wsgi-py3
+# start a service on this host, and the headless Chromium of the https
+# scenario's browser test; they install without their recommends.
+HOST_PACKAGES_BARE := apache2-bin libapache2-mod-fcgid libapache2-mod-wsgi-py3 chromium
 HOST_PACKAGES := podman runc debootstrap slirp4netns uidmap fuse-overlayfs python3-venv curl openssh-client \
 	$(HOST_PACKAGES_BARE)
 host-packages:
@@ -89,14 +94,16 @@ images: host-packages
 
 demo: venv host-packages
 	$(PODMAN_ENV) scripts/build-image.sh $(DEMO_IMAGE)
-	$(PODMAN_ENV) scripts/demo-vps.sh up $(DEMO_NAME) localhost/vps-debian:$(DEMO_IMAGE) $(DEMO_PORT) $(DEMO_SSH_PORT)
+	$(PODMAN_ENV) scripts/demo-vps.sh up $(DEMO_NAME) localhost/vps-debian:$(DEMO_IMAGE) $(DEMO_PORT) $(DEMO_SSH_PORT) $(DEMO_TLS_PORT)
 	@echo "==> site.yml against inventory/demo (mode: $(MODE))"
 	$(PODMAN_ENV) ANSIBLE_CONFIG=ansible.cfg $(BIN)/ansible-playbook site.yml -i inventory/demo \
 		-e wsgi_deployment_mode=$(MODE)
 	@curl -fsS -o /dev/null --retry 5 --retry-connrefused --retry-delay 1 http://127.0.0.1:$(DEMO_PORT)/
+	@curl -kfsS -o /dev/null --retry 5 --retry-connrefused --retry-delay 1 https://127.0.0.1:$(DEMO_TLS_PORT)/
 	@echo
-	@echo "The sample app answers at http://127.0.0.1:$(DEMO_PORT)/ (mode: $(MODE))"
-	@echo "How it was served: curl http://127.0.0.1:$(DEMO_PORT)/served-by/"
+	@echo "The sample app answers at https://127.0.0.1:$(DEMO_TLS_PORT)/ (mode: $(MODE)); its certificate"
+	@echo "is self-signed, so browsers warn. http://127.0.0.1:$(DEMO_PORT)/ redirects there."
+	@echo "How it was served: curl -k https://127.0.0.1:$(DEMO_TLS_PORT)/served-by/"
 
 demo-clean:
 	$(PODMAN_ENV) scripts/demo-vps.sh down $(DEMO_NAME)

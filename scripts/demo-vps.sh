@@ -1,29 +1,34 @@
 #!/usr/bin/env bash
 # The throwaway VPS behind `make demo`: a systemd container with its web
-# port and its sshd published on 127.0.0.1. Ansible reaches it over SSH, as
-# it reaches a real VPS, with the checkout's key (scripts/env.sh makes it).
-#   demo-vps.sh up NAME IMAGE WEB_PORT SSH_PORT
+# port, its HTTPS port and its sshd published on 127.0.0.1. Ansible reaches
+# it over SSH, as it reaches a real VPS, with the checkout's key
+# (scripts/env.sh makes it). The HTTPS port is the same inside and out, so
+# the site's redirect to it works from both sides.
+#   demo-vps.sh up NAME IMAGE WEB_PORT SSH_PORT [TLS_PORT]
 #   demo-vps.sh down NAME
 set -euo pipefail
 
-action=${1:?usage: demo-vps.sh up NAME IMAGE WEB_PORT SSH_PORT | down NAME}
+action=${1:?usage: demo-vps.sh up NAME IMAGE WEB_PORT SSH_PORT [TLS_PORT] | down NAME}
 name=${2:?container name}
 
 case "$action" in
   up)
-    image=${3:?image} port=${4:?web port} ssh_port=${5:?ssh port}
+    image=${3:?image} port=${4:?web port} ssh_port=${5:?ssh port} tls_port=${6:-}
+    tls_publish=()
+    [ -z "$tls_port" ] || tls_publish=(-p "127.0.0.1:$tls_port:$tls_port")
     if podman container exists "$name"; then
       if [ "$(podman inspect -f '{{.ImageName}}' "$name")" != "$image" ] \
-        || ! podman port "$name" 22 2>/dev/null | grep -q ":$ssh_port\$"; then
-        echo "==> $name runs another image or has no SSH port $ssh_port; make demo-clean first" >&2
+        || ! podman port "$name" 22 2>/dev/null | grep -q ":$ssh_port\$" \
+        || { [ -n "$tls_port" ] && ! podman port "$name" "$tls_port" 2>/dev/null | grep -q ":$tls_port\$"; }; then
+        echo "==> $name runs another image or lacks SSH port $ssh_port or HTTPS port ${tls_port:-none}; make demo-clean first" >&2
         exit 1
       fi
       podman start "$name" >/dev/null
       echo "==> reusing the demo VPS container $name"
     else
-      echo "==> starting the demo VPS container $name ($image, 127.0.0.1:$port -> 80, 127.0.0.1:$ssh_port -> 22)"
+      echo "==> starting the demo VPS container $name ($image, 127.0.0.1:$port -> 80, 127.0.0.1:$ssh_port -> 22${tls_port:+, 127.0.0.1:$tls_port -> $tls_port})"
       podman run -d --name "$name" --hostname "$name" --systemd=always \
-        -p "127.0.0.1:$port:80" -p "127.0.0.1:$ssh_port:22" "$image" /lib/systemd/systemd >/dev/null
+        -p "127.0.0.1:$port:80" -p "127.0.0.1:$ssh_port:22" "${tls_publish[@]}" "$image" /lib/systemd/systemd >/dev/null
     fi
     for _ in $(seq 60); do
       state=$(podman exec "$name" systemctl is-system-running 2>/dev/null || true)
