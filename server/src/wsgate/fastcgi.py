@@ -68,6 +68,10 @@ def main(config):
 
     def boot(slot, lifeline):
         try:
+            if config.chdir:
+                # Again in each worker: after a deploy repoints a link and
+                # reloads, new workers start where the link points now.
+                os.chdir(config.chdir)
             app = load_app(config)
         except BaseException:
             log.exception("cannot load the application")

@@ -64,6 +64,7 @@ def _plain(environ, start_response):
         "body_len": len(body),
         "body_head": body[:64].decode("latin-1"),
         "pid": os.getpid(),
+        "cwd": os.getcwd(),
         "front_end": environ.get("wsgate.front_end"),
         "relay_backend": environ.get("wsgate.relay_backend"),
     }

@@ -294,6 +294,24 @@ def test_sighup_reload_replaces_workers(daemon):
     assert d.proc.poll() is None
 
 
+def test_sighup_reload_follows_a_chdir_link(daemon, tmp_path):
+    """A deploy points a link at a new release and reloads: the new workers
+    start in the directory the link names now."""
+    first, second = tmp_path / "release-1", tmp_path / "release-2"
+    first.mkdir()
+    second.mkdir()
+    link = tmp_path / "current"
+    link.symlink_to(first)
+    d = daemon("--workers", "1", "--chdir", str(link))
+    assert info(request(d.path, "/"))["cwd"] == str(first)
+    new_link = tmp_path / "current.new"
+    new_link.symlink_to(second)
+    os.replace(new_link, link)
+    d.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "reload complete" in d.log)
+    assert wait_until(lambda: info(request(d.path, "/"))["cwd"] == str(second))
+
+
 def test_killed_worker_is_replaced(daemon):
     d = daemon("--workers", "1")
     pid = info(request(d.path, "/"))["pid"]
