@@ -41,7 +41,7 @@ help:
 	@echo "make demo-clean                   remove the demo VPS"
 	@echo "make test                         lint + Python tests + all Molecule scenarios"
 	@echo "make bench                        the six modes as deployed: req/s, p99, memory, converge times"
-	@echo "                                  (about 15 min; writes README's table and docs/bench-modes.png)"
+	@echo "                                  (15 min or more; writes README's table and docs/bench-modes.png)"
 	@echo "make bench-gateway                gateway benchmark behind a hand-made Apache (prints a table)"
 	@echo "make venv-el7                     the EL7 controller (ansible-core 2.16) in $(VENV_EL7)"
 
