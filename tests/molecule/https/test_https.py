@@ -2,9 +2,14 @@
 obtained and renewed by mod_md through the apache role."""
 
 import json
+import os
 import shlex
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+PROJECT = Path(__file__).resolve().parents[3]
 NAME = "https.vps.test"
 ROOT = "/srv/sampleapp"
 MD_STORE = "/var/lib/apache2/md"
@@ -146,3 +151,30 @@ def test_a_renewal_goes_live(host):
     assert not host.file(f"{MD_STORE}/staging/{NAME}").exists
     stored = run(host, f"openssl x509 -noout -serial -in {MD_STORE}/domains/{NAME}/pubcert.pem")
     assert stored.strip() == f"serial={after}"
+
+
+def test_missing_certificate_files_are_refused_before_anything_changes(host):
+    config = "/etc/apache2/conf-available/zz-tls.conf"
+    before = host.file(config).sha256sum
+    playbook = Path(__file__).with_name("refused_certificate.yml")
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            str(playbook),
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            "--limit",
+            host.backend.get_hostname(),
+        ],
+        cwd=PROJECT,
+        env={**os.environ, "ANSIBLE_ROLES_PATH": str(PROJECT / "roles"), "ANSIBLE_NOCOLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0, output
+    assert "apache__tls_certificate_file is /etc/ssl/missing-site.pem, which does not exist" in output, output
+    assert not host.file("/etc/apache2/sites-available/refused.conf").exists
+    assert host.file(config).sha256sum == before
