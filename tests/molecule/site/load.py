@@ -4,7 +4,7 @@ watches every process's command line for the secret key. Bounded: it stops
 at the stop file, at DEADLINE seconds or after MAX_REQUESTS, whichever
 comes first.
 
-    python3 load.py URL HOST_HEADER MARKER SECRET_FILE STOP_FILE RESULT_FILE
+    python3 load.py URL HOST_HEADER MARKER SECRET_FILE STOP_FILE RESULT_FILE [CONNECTIONS]
 """
 
 import json
@@ -16,18 +16,20 @@ import urllib.request
 from pathlib import Path
 
 CONNECTIONS = 16
-PAUSE = 0.1
+# Between one answer and the next request on a connection.
+PAUSE = 0.25
 DEADLINE = 600.0
 MAX_REQUESTS = 200_000
 
 
 class Load:
-    def __init__(self, url, host_header, marker, secret_file, stop_file):
+    def __init__(self, url, host_header, marker, secret_file, stop_file, connections):
         self.url = url
         self.host_header = host_header
         self.marker = marker.encode()
         self.secret = Path(secret_file).read_bytes().strip()
         self.stop_file = Path(stop_file)
+        self.connections = connections
         self.started = time.monotonic()
         self.lock = threading.Lock()
         self.counts = {}
@@ -73,13 +75,14 @@ class Load:
             time.sleep(0.05)
 
     def run(self):
-        threads = [threading.Thread(target=self.client) for _ in range(CONNECTIONS)]
+        threads = [threading.Thread(target=self.client) for _ in range(self.connections)]
         threads.append(threading.Thread(target=self.watch_command_lines))
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         return {
+            "connections": self.connections,
             "seconds": round(time.monotonic() - self.started, 1),
             "requests": self.requests,
             "counts": self.counts,
@@ -90,8 +93,8 @@ class Load:
         }
 
 
-def main(url, host_header, marker, secret_file, stop_file, result_file):
-    result = Load(url, host_header, marker, secret_file, stop_file).run()
+def main(url, host_header, marker, secret_file, stop_file, result_file, connections=CONNECTIONS):
+    result = Load(url, host_header, marker, secret_file, stop_file, int(connections)).run()
     Path(result_file).write_text(json.dumps(result))
 
 

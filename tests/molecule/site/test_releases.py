@@ -125,7 +125,7 @@ def start_load(host, platform, marker):
     host.check_output(f"rm -rf {REMOTE} && mkdir -p {REMOTE}")
     host.check_output(f"cat > {REMOTE}/load.py <<'PYEOF'\n{LOAD.read_text()}\nPYEOF")
     args = ["http://127.0.0.1/", platform["host_header"] or "", marker, f"{platform['root']}/secret_key"]
-    args += [f"{REMOTE}/stop", f"{REMOTE}/result.json"]
+    args += [f"{REMOTE}/stop", f"{REMOTE}/result.json", str(MODES[mode_of(host)].get("redeploy_connections", 16))]
     quoted = " ".join(shlex.quote(arg) for arg in args)
     host.check_output(f"setsid nohup python3 {REMOTE}/load.py {quoted} >{REMOTE}/load.log 2>&1 </dev/null &")
 
@@ -178,7 +178,10 @@ def test_redeploy_refusals_and_rollback(hosts, tmp_path, whole_scenario):
     output = result.stdout + result.stderr
     print(f"deploy over {len(hosts)} hosts at -vvv: {seconds} s")
     for name, load in sorted(loads.items()):
-        print(f"{name}: {load['counts']} in {load['seconds']} s, new code first seen at {load['first_marked']} s")
+        print(
+            f"{name}: {load['counts']} from {load['connections']} connections in {load['seconds']} s, "
+            f"new code first seen at {load['first_marked']} s"
+        )
 
     for name, secret in secrets.items():
         assert secret not in output, f"{name}'s secret key is in the play's output"
