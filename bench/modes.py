@@ -120,7 +120,8 @@ class ModeResult:
     error: str | None = None
 
     def values(self, key: str) -> list[float]:
-        return [r[key] for r in self.rounds]
+        """One value per round; a latency only from rounds in which some request completed."""
+        return [r[key] for r in self.rounds if r["requests"] or not key.endswith("_ms")]
 
     def median(self, key: str) -> float:
         vals = self.values(key)
@@ -319,9 +320,13 @@ def table(results: list[ModeResult]) -> str:
             converge = f"failed after {r.converge_failed_s:.0f} s; again: {converge}"
         if r.rerun_changed:
             rerun += f" ({r.rerun_changed} changed)"
+        rps = fmt_num(r.median("ok_rps"))
+        if not r.requests:
+            rps = "0 (no request completed within a round)"
+        p50, p99 = fmt_num(r.median("p50_ms")), fmt_num(r.median("p99_ms"))
         lines.append(
-            f"| `{r.mode}` | {fmt_num(r.median('ok_rps'))} | {fmt_num(min(ok))}\N{EN DASH}{fmt_num(max(ok))} "
-            f"| {fmt_num(r.median('p50_ms'))} ms | {fmt_num(r.median('p99_ms'))} ms "
+            f"| `{r.mode}` | {rps} | {fmt_num(min(ok))}\N{EN DASH}{fmt_num(max(ok))} "
+            f"| {p50 + ' ms' if p50 != '-' else p50} | {p99 + ' ms' if p99 != '-' else p99} "
             f"| {r.errors} / {r.requests} | {r.peak_pss_kb / 1024:.0f} MB ({r.peak_procs}) "
             f"| {converge} | {rerun} |"
         )
@@ -393,21 +398,26 @@ def chart(results: list[ModeResult], meta: dict, path: Path) -> None:
         (right, "p99_ms", "p99 latency, ms (log scale; lower is better)", "#c44e52"),
     )
     for ax, key, title, color in panels:
-        meds = [r.median(key) for r in done]
-        lows = [m - min(r.values(key)) for m, r in zip(meds, done, strict=True)]
-        highs = [max(r.values(key)) - m for m, r in zip(meds, done, strict=True)]
-        ax.barh(ys, meds, color=color, alpha=0.85, xerr=[lows, highs], capsize=4, ecolor="#333333")
+        shown = [(y, r) for y, r in zip(ys, done, strict=True) if r.values(key) and r.median(key) > 0]
+        positive = [v for _, r in shown for v in r.values(key) if v > 0]
+        lo_lim = min(positive) / 2 if positive else 1
+        hi_lim = max(positive) * 4 if positive else 10
+        meds = [r.median(key) for _, r in shown]
+        lows = [m - min(r.values(key)) for m, (_, r) in zip(meds, shown, strict=True)]
+        highs = [max(r.values(key)) - m for m, (_, r) in zip(meds, shown, strict=True)]
+        bars_y = [y for y, _ in shown]
+        ax.barh(bars_y, meds, color=color, alpha=0.85, xerr=[lows, highs], capsize=4, ecolor="#333333")
         ax.set_xscale("log")
+        ax.set_xlim(lo_lim, hi_lim)
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda _v, _pos: ""))
         ax.set_title(title, fontsize=10)
         ax.grid(axis="x", which="major", alpha=0.35)
-        for y, m, hi in zip(ys, meds, highs, strict=True):
+        for y, m, hi in zip(bars_y, meds, highs, strict=True):
             ax.text((m + hi) * 1.08, y, fmt_num(m), va="center", fontsize=9)
-        lo_lim = min(min(r.values(key)) for r in done) / 2
-        hi_lim = max(max(r.values(key)) for r in done) * 4
-        ax.set_xlim(lo_lim, hi_lim)
+        for y in sorted(set(ys) - set(bars_y)):
+            ax.text(lo_lim * 1.1, y, "no request completed within a round", va="center", fontsize=9, color="#333333")
     left.set_yticks(ys, names)
     left.invert_yaxis()
     a = meta["args"]
