@@ -279,7 +279,7 @@ def test_the_roles_render_a_configuration_apache_accepts(rendered, platform, mod
     check = rendered["checks"][host.name]
     assert check["configtest_rc"] == 0, check["configtest"]
     site = _read(host, SITE_FILE[platform])
-    assert f"{APP_ROOT[platform]}/static" in site and f"{APP_ROOT[platform]}/media" in site, site
+    assert f"{APP_ROOT[platform]}/current/static" in site and f"{APP_ROOT[platform]}/media" in site, site
     if platform == "debian12":
         link = host.artefacts / "etc/apache2/sites-enabled/sampleapp.conf"
         assert link.is_symlink() and Path(link.readlink()).as_posix() == "/" + SITE_FILE[platform]
