@@ -67,6 +67,12 @@ OPTION_USES = {
     "proxy_unix_socket": re.compile(r"^\s*ProxyPass\s.*\bunix:", re.MULTILINE),
     "proxy_enablereuse": re.compile(r"\benablereuse="),
     "cgi_pass_auth": re.compile(r"^\s*CGIPassAuth\b", re.MULTILINE),
+    "header_expr": re.compile(r"^\s*Header\b.*\"expr=", re.MULTILINE),
+    "ssl_session_tickets": re.compile(r"^\s*SSLSessionTickets\b", re.MULTILINE),
+    # A vhost with SSLCertificateFile and no SSLCertificateChainFile.
+    "ssl_chain_in_certificate": re.compile(r"^\s*SSLCertificateFile\b(?![\s\S]*SSLCertificateChainFile)", re.MULTILINE),
+    "md_contact_email": re.compile(r"^\s*MDContactEmail\b", re.MULTILINE),
+    "md_stapling": re.compile(r"^\s*MDStapling\b", re.MULTILINE),
 }
 MANAGED = re.compile(r"^# (Ansible managed|Managed by Ansible)", re.MULTILINE)
 
