@@ -27,11 +27,15 @@ BASE_URL = "http://127.0.0.1"
 # who runs the app; `cgi` marks the modes Apache runs as CGI programs, which
 # run as the site's owner where the platform switches to it (suEXEC, ruid2);
 # `redeploy_without_failures` marks the modes whose redeploy under load must
-# fail no request (the others' counts are measured and printed), under
-# `redeploy_connections` clients (16 unless the row says otherwise).
+# fail no request under `redeploy_connections` clients (16 unless the row
+# says otherwise). The other modes' counts are printed, not asserted: two
+# clients show that the new code arrives, and sixteen on every host at once
+# would starve the 2-core test machine (the README's table was measured with
+# sixteen, one mode at a time).
 MODES = {
     "embedded": {
         "redeploy_without_failures": False,
+        "redeploy_connections": 2,
         "runs_as": "apache",
         "module": "wsgi_module",
         "served_by": {"mod_wsgi_process_group": "", "mod_wsgi_application_group": APP, "process_name": "apache2"},
@@ -64,6 +68,7 @@ MODES = {
     },
     "fcgid": {
         "redeploy_without_failures": False,
+        "redeploy_connections": 2,
         "runs_as": "apache",
         "cgi": True,
         "module": "fcgid_module",
@@ -74,9 +79,7 @@ MODES = {
     },
     "cgi": {
         "redeploy_without_failures": False,
-        # A Python process per request: 16 at once would starve the other
-        # hosts of a 2-core test machine.
-        "redeploy_connections": 4,
+        "redeploy_connections": 2,
         "runs_as": "apache",
         "cgi": True,
         "module": "cgid_module",
@@ -87,6 +90,7 @@ MODES = {
     },
     "relay": {
         "redeploy_without_failures": False,
+        "redeploy_connections": 2,
         "runs_as": "apache",
         "cgi": True,
         "module": "cgid_module",

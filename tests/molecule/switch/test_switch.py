@@ -1,18 +1,30 @@
-"""One host walks from embedded through every mode and back, under a bounded
-write load, re-running site.yml as a user would. After each step the new
-mode must serve, nothing of the other modes may remain, and the data must
-belong to the user that now runs the app. Then a second app joins the host,
-first in the same mode, then in another, and neither disturbs the other."""
+"""Two hosts walk through every mode, side by side, under a bounded write
+load, re-running site.yml as a user would: one from embedded to cgi, the
+other on from cgi to embedded. After each step the new mode must serve,
+nothing of the other modes may remain, and the data must belong to the user
+that now runs the app. Then a second app joins the host back in embedded
+mode, first in the same mode, then in another, and neither disturbs the
+other. Each step runs on both hosts at once."""
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import testinfra
 from conftest import APP, MODES, Site, converge, platform_of, running, traces
 
-# From the scenario's converge (embedded) through every other mode and back.
-WALK = ["daemon", "fastcgi", "fcgid", "cgi", "relay", "embedded"]
 SECOND = "secondapp"
+# Per step, what each host does: switch the app to a mode, or add the
+# second app in a mode. With the modes the scenario's converge gave them
+# (embedded and cgi), the walks pass every mode to the next: embedded,
+# daemon, fastcgi, fcgid, cgi, relay, embedded.
+STEPS = [
+    {"switch-d13": ("switch", "daemon"), "switch-d12": ("switch", "relay")},
+    {"switch-d13": ("switch", "fastcgi"), "switch-d12": ("switch", "embedded")},
+    {"switch-d13": ("switch", "fcgid"), "switch-d12": ("second", "embedded")},
+    {"switch-d13": ("switch", "cgi"), "switch-d12": ("second", "daemon")},
+]
 
 
 def runs_as(host, mode, app=APP):
@@ -42,17 +54,33 @@ class Writer:
         self.host.run(f"rm -rf {self.dir}")
 
 
-@pytest.mark.parametrize("mode", WALK)
-def test_switch(host, mode):
-    hostname = host.backend.get_hostname()
+def switch(name, mode):
+    """Re-run site.yml on one host in `mode` under the writer's load."""
+    host = testinfra.get_host(f"podman://{name}")
     with Writer(host) as writer:
-        result = converge(hostname, f"wsgi_deployment_mode={mode}")
+        result = converge(name, f"wsgi_deployment_mode={mode}")
+    return host, result, writer.result
+
+
+def add_second(name, mode):
+    host = testinfra.get_host(f"podman://{name}")
+    result = converge(
+        name,
+        f"wsgi_deployment_mode={mode}",
+        f"django__name={SECOND}",
+        "django__server_name=second.test",
+        '{"django__server_aliases": []}',
+    )
+    return host, result, None
+
+
+def check_switched(host, mode, result, writes):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    counts = writer.result["counts"]
+    counts = writes["counts"]
     print(
-        f"switch to {mode}: writes {counts} in {writer.result['seconds']} s, "
-        f"failures within {writer.result['failure_window']} s"
+        f"{host.backend.get_hostname()} to {mode}: writes {counts} in {writes['seconds']} s, "
+        f"failures within {writes['failure_window']} s"
     )
     # Permission trouble during a switch shows as 500 (unable to open the
     # database file); the data stays usable by both users until the new
@@ -89,24 +117,33 @@ def answers_of(host, host_header, count=10):
     return [site.json("/served-by/") for _ in range(count)]
 
 
-@pytest.mark.parametrize("second_mode", ["embedded", "daemon"])
-def test_a_second_app_on_the_host(host, second_mode):
-    """Two apps, the first in embedded mode; the second joins in the same mode
-    (each gets an interpreter of its own), then moves to daemon mode."""
-    result = converge(
-        host.backend.get_hostname(),
-        f"wsgi_deployment_mode={second_mode}",
-        f"django__name={SECOND}",
-        "django__server_name=second.test",
-        '{"django__server_aliases": []}',
-    )
+def check_second(host, mode, result):
+    """The second app answers for its name, as its own user; the first
+    (embedded) one goes on answering for the default name."""
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     for answer in answers_of(host, "second.test"):
         assert answer["allowed_hosts"] == ["second.test"]
         assert answer["media_root"] == f"/srv/{SECOND}/media"
-        assert answer["user"] == runs_as(host, second_mode, SECOND)
+        assert answer["user"] == runs_as(host, mode, SECOND)
     for answer in answers_of(host, None):
         assert "vps.test" in answer["allowed_hosts"]
         assert answer["media_root"] == f"/srv/{APP}/media"
         assert answer["mod_wsgi_application_group"] == APP
     assert "WSGIRestrictEmbedded Off" in host.file(f"{platform_of(host)['conf']}/mod_wsgi.conf").content_string
+
+
+@pytest.mark.parametrize("step", range(len(STEPS)), ids=lambda i: "+".join(f"{k}:{v[1]}" for k, v in STEPS[i].items()))
+def test_step(step):
+    actions = STEPS[step]
+    with ThreadPoolExecutor(len(actions)) as pool:
+        futures = {
+            name: pool.submit(switch if kind == "switch" else add_second, name, mode)
+            for name, (kind, mode) in actions.items()
+        }
+        done = {name: future.result() for name, future in futures.items()}
+    for name, (kind, mode) in actions.items():
+        host, result, writes = done[name]
+        if kind == "switch":
+            check_switched(host, mode, result, writes)
+        else:
+            check_second(host, mode, result)
