@@ -27,9 +27,9 @@ REMOTE = "/root/release-test"
 # `change` turns a copy of the changed app into the bad one; `environment`
 # is a setting that goes with it.
 REFUSALS = {
-    "migration": {"modes": ["embedded", "fcgid"], "reason": "manage.py migrate failed"},
-    "check": {"modes": ["daemon", "cgi"], "reason": "check --deploy reported", "environment": {"DJANGO_DEBUG": "1"}},
-    "smoke": {"modes": ["fastcgi", "relay"], "reason": "answered 500"},
+    "migration": {"modes": ["fcgid"], "reason": "manage.py migrate failed"},
+    "check": {"modes": ["daemon"], "reason": "check --deploy reported", "environment": {"DJANGO_DEBUG": "1"}},
+    "smoke": {"modes": ["fastcgi"], "reason": "answered 500"},
 }
 
 
