@@ -28,6 +28,12 @@ DEMO_IMAGE ?= 13
 # test machines cannot; it is for users who can (molecule/distros).
 SCENARIOS := $(filter-out $(patsubst molecule/%/registry,%,$(wildcard molecule/*/registry)),\
 	$(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+# The modes and switch scenarios take longest and set the time of make test;
+# these scenarios and the Python tests run beside them at a lower CPU
+# priority, so that the longest ones are not slowed by the shorter. The
+# gateway's tests keep theirs: they time requests.
+BACKGROUND_SCENARIOS := cpanel-sim https
+BACKGROUND_NICE := 5
 # Every recipe line runs with the project-local containers.conf.
 PODMAN_ENV := source scripts/env.sh &&
 
@@ -131,7 +137,8 @@ test-server: venv
 test-molecule: venv images $(if $(EL7_SCENARIOS),venv-el7)
 	@mkdir -p .cache/molecule
 	@pids=(); for scenario in $(SCENARIOS); do \
-		scripts/molecule-scenario.sh $$scenario > .cache/molecule/$$scenario.log 2>&1 & pids+=($$!); \
+		niceness=0; case " $(BACKGROUND_SCENARIOS) " in *" $$scenario "*) niceness=$(BACKGROUND_NICE);; esac; \
+		nice -n $$niceness scripts/molecule-scenario.sh $$scenario > .cache/molecule/$$scenario.log 2>&1 & pids+=($$!); \
 	done; \
 	tail -q -n +1 -F $(SCENARIOS:%=.cache/molecule/%.log) 2>/dev/null | grep --line-buffered '^==>' & tailer=$$!; \
 	failed=; i=0; for scenario in $(SCENARIOS); do \
@@ -145,7 +152,8 @@ test-molecule: venv images $(if $(EL7_SCENARIOS),venv-el7)
 # and gateway suites run; what both sides need is built first, once.
 test: lint venv venv-el7 images
 	@$(MAKE) --no-print-directory test-molecule & molecule=$$!; \
-	status=0; $(MAKE) --no-print-directory test-python test-server || status=$$?; \
+	status=0; nice -n $(BACKGROUND_NICE) $(MAKE) --no-print-directory test-python || status=$$?; \
+	$(MAKE) --no-print-directory test-server || status=$$?; \
 	wait $$molecule || status=1; \
 	if [ $$status -eq 0 ]; then echo "==> make test: all passed"; else echo "==> make test: FAILED"; fi; \
 	exit $$status

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from conftest import APP, MODES, PROJECT, inventory_hosts, mode_of, platform_of
+from conftest import APP, MODES, PLAIN_OUTPUT, PROJECT, inventory_hosts, mode_of, platform_of
 
 SAMPLE = PROJECT / "roles/django/files/sample_app"
 LOAD = Path(__file__).with_name("load.py")
@@ -75,7 +75,7 @@ def run_playbook(playbook, limit, extra_vars, verbosity=""):
     if verbosity:
         command.append(verbosity)
     started = time.monotonic()
-    result = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, check=False)
+    result = subprocess.run(command, cwd=PROJECT, env=PLAIN_OUTPUT, capture_output=True, text=True, check=False)
     return result, round(time.monotonic() - started, 1)
 
 
