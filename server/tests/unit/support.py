@@ -9,6 +9,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.abspath(os.path.join(HERE, "..", "..", "src"))
 
+# How long a test waits for what must happen: a bound on hanging, not a
+# speed target. The suite runs beside the Molecule scenarios, where a
+# process start can take seconds on a saturated machine.
+PATIENCE = 60.0
+
 
 def child_env(**extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WSGATE_")}
@@ -51,7 +56,7 @@ class Daemon:
         self.log_file.close()
 
 
-def wait_until(predicate, timeout=5.0, interval=0.02):
+def wait_until(predicate, timeout=PATIENCE, interval=0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

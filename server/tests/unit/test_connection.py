@@ -4,6 +4,7 @@ import socket
 import threading
 
 import pytest
+from support import PATIENCE
 
 from wsgate import protocol as p
 from wsgate.connection import Connection, Request, Settings
@@ -86,7 +87,7 @@ def test_timeout_during_the_first_write_lets_it_go_out_whole(pair):
     conn._send_locked = slow_send
     writer = threading.Thread(target=conn.send_stdout, args=(req, b"Status: 200 OK\r\n\r\nthe body"))
     writer.start()
-    assert entered.wait(5)
+    assert entered.wait(PATIENCE)
     conn._send_locked = send_locked
     expired = []
     timer = threading.Thread(target=lambda: expired.append(conn.expire(req)))

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from fcgiclient import Client, cgi_params, request
-from support import gone, wait_until
+from support import PATIENCE, gone, wait_until
 
 from wsgate import protocol as p
 
@@ -143,7 +143,7 @@ def test_client_eof_stops_app(server, tmp_path):
     client.stdin(b"")
     assert client.next_record().type == p.STDOUT
     client.close()
-    assert wait_until(marker.exists, timeout=3)
+    assert wait_until(marker.exists)
 
 
 def test_body_without_content_length_is_spooled(server):
@@ -258,7 +258,7 @@ def test_max_requests_counts_requests_not_connections(daemon):
     client = Client(d.path)
     pids = [info(client.request("/r%d" % i, keep_conn=True))["pid"] for i in range(3)]
     assert len(set(pids)) == 1
-    assert client.at_eof(3)  # recycled between requests, closing the kept connection
+    assert client.at_eof(PATIENCE)  # recycled between requests, closing the kept connection
     client.close()
     new_pid = wait_until(lambda: info(request(d.path, "/after"))["pid"])
     assert new_pid != pids[0]
@@ -273,7 +273,7 @@ def test_graceful_stop_finishes_inflight(daemon):
     d.proc.send_signal(signal.SIGTERM)
     t.join(10)
     assert result and result[0].status == 200 and result[0].body == b"slept"
-    assert d.proc.wait(10) == 0
+    assert d.proc.wait(PATIENCE) == 0
     assert not os.path.exists(d.path)
 
 
@@ -316,7 +316,7 @@ def test_killed_worker_is_replaced(daemon):
     d = daemon("--workers", "1")
     pid = info(request(d.path, "/"))["pid"]
     os.kill(pid, signal.SIGKILL)
-    new_pid = wait_until(lambda: _try_pid(d.path), timeout=5)
+    new_pid = wait_until(lambda: _try_pid(d.path))
     assert new_pid and new_pid != pid
     assert "died" in d.log
 
@@ -346,7 +346,7 @@ def test_request_timeout_with_threads(daemon):
 def test_idle_timeout_stops_daemon(daemon):
     d = daemon("--workers", "1", "--idle-timeout", "1")
     assert info(request(d.path, "/"))["PATH_INFO"] == "/"
-    assert d.proc.wait(6) == 0
+    assert d.proc.wait(PATIENCE) == 0
     assert not os.path.exists(d.path)
 
 
@@ -375,12 +375,12 @@ def test_tcp_bind_and_web_server_addrs(allowed, served):
         stdout=subprocess.DEVNULL,
     )
     try:
-        client = wait_until(lambda: _tcp_client(port), timeout=5)
+        client = wait_until(lambda: _tcp_client(port))
         assert client
         if served:
             assert info(client.request("/tcp"))["PATH_INFO"] == "/tcp"
         else:
-            assert client.at_eof(5)
+            assert client.at_eof(PATIENCE)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(5)
@@ -418,7 +418,7 @@ def test_systemd_socket_activation(tmp_path):
         assert wait_until(lambda: _try_pid(path))
         assert info(request(path, "/sd"))["PATH_INFO"] == "/sd"
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
+        assert proc.wait(PATIENCE) == 0
         assert os.path.exists(path)  # the socket belongs to systemd, not to us
     finally:
         if proc.poll() is None:
@@ -479,7 +479,7 @@ def test_pidfile_is_locked_while_the_master_runs_and_removed_at_exit(daemon, tmp
         with pytest.raises(OSError):
             fcntl.lockf(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
     d.proc.send_signal(signal.SIGTERM)
-    assert d.proc.wait(10) == 0
+    assert d.proc.wait(PATIENCE) == 0
     assert not pidfile.exists()
 
 

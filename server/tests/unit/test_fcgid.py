@@ -7,7 +7,7 @@ import threading
 import time
 
 from fcgiclient import Client, cgi_params, request
-from support import child_env, wait_until
+from support import PATIENCE, child_env, wait_until
 
 from wsgate import protocol as p
 
@@ -94,7 +94,7 @@ def test_max_requests_exit(tmp_path):
     try:
         assert request(path, "/1").status == 200
         assert request(path, "/2").status == 200
-        assert proc.wait(5) == 0
+        assert proc.wait(PATIENCE) == 0
     finally:
         stop(proc)
 
@@ -105,7 +105,7 @@ def test_sigterm_when_idle_exits_at_once(tmp_path):
         assert request(path, "/warm").status == 200
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(5) == 0
+        assert proc.wait(PATIENCE) == 0
         assert time.monotonic() - started < 1.5
     finally:
         stop(proc)
@@ -122,7 +122,7 @@ def test_sigterm_during_request_finishes_it(tmp_path):
         proc.send_signal(signal.SIGTERM)
         t.join(10)
         assert result[0].status == 200 and result[0].body == b"slept"
-        assert proc.wait(5) == 0
+        assert proc.wait(PATIENCE) == 0
     finally:
         stop(proc)
 

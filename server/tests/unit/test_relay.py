@@ -123,7 +123,7 @@ def test_backend_exits_after_idle_timeout(tmp_path):
     cmd = wsgate_command("relay", "--socket", sock, "--idle-timeout", "1")
     body_of(subprocess.run(cmd, env=cgi_env("/"), capture_output=True, timeout=30))
     assert backends(str(tmp_path))
-    assert wait_until(lambda: not backends(str(tmp_path)), timeout=8)
+    assert wait_until(lambda: not backends(str(tmp_path)))
     assert not os.path.exists(sock)
     # and the next request starts a new one
     body_of(subprocess.run(cmd, env=cgi_env("/"), capture_output=True, timeout=30))
@@ -338,10 +338,10 @@ def test_backend_pidfile_for_reload_and_stop(tmp_path):
             with pytest.raises(OSError):
                 fcntl.lockf(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         os.kill(master, signal.SIGHUP)
-        assert wait_until(lambda: gone(old_worker), timeout=10)
+        assert wait_until(lambda: gone(old_worker))
         assert relayed()["pid"] != old_worker and _master(sock) == master
         os.kill(master, signal.SIGTERM)
-        assert wait_until(lambda: gone(master), timeout=10)
+        assert wait_until(lambda: gone(master))
         assert not os.path.exists(sock) and not os.path.exists(sock + ".pid")
     finally:
         for pid in backends(str(tmp_path)):

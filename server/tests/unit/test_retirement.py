@@ -11,7 +11,7 @@ import signal
 import threading
 
 from fcgiclient import Client, request
-from support import wait_until
+from support import PATIENCE, wait_until
 
 CONNECTIONS = 6
 LIMIT = 2000
@@ -81,7 +81,7 @@ def _after_some_requests(ledger, count=40):
         ran = _ran(ledger)
         return len(ran) >= count and names <= {rid.rsplit("-", 1)[0] for rid in ran}
 
-    assert wait_until(served_all, timeout=10)
+    assert wait_until(served_all)
 
 
 def test_max_requests(daemon, tmp_path):
@@ -102,7 +102,7 @@ def test_sigterm(daemon, tmp_path):
         d.proc.send_signal(signal.SIGTERM)
 
     _run_until_closed(d.path, ledger, trigger)
-    assert d.proc.wait(10) == 0
+    assert d.proc.wait(PATIENCE) == 0
 
 
 def test_sighup_reload(daemon, tmp_path):

@@ -5,6 +5,7 @@ import threading
 
 import pytest
 from fcgiclient import cgi_params
+from support import PATIENCE
 
 from wsgate import protocol as p
 from wsgate.connection import Settings
@@ -131,7 +132,7 @@ def test_stopping_never_closes_a_connection_under_the_thread_answering_on_it(ste
     conn._send_locked = slow_send
     thread = threading.Thread(target=worker._drive, args=(claimed,))
     thread.start()
-    assert sending.wait(5)
+    assert sending.wait(PATIENCE)
     # the main thread stops the worker while the answer goes out
     worker.stop("test")
     worker._close_idle(0.0)
