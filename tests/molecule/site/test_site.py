@@ -195,15 +195,21 @@ def test_data_belongs_to_the_user_that_runs_the_app_and_settings_to_the_owner(ho
 
 
 def test_rejected_config_fails_the_play_and_keeps_every_site(whole_scenario):
-    """Converge every container again with a directive Apache rejects: the
-    play must stop at configtest on each, the previous file must be back, and
-    every site must still answer. Hosts whose platform writes no site file
-    that a configtest checks are left out (their row says why)."""
+    """Converge one container per platform and release again with a
+    directive Apache rejects: the play must stop at configtest on each, the
+    previous file must be back, and the site must still answer. The
+    configtest-and-restore path is the same whatever the mode, so one host of
+    each image proves it. Hosts whose platform writes no site file that a
+    configtest checks are left out (their row says why)."""
     every = {name: testinfra.get_host(f"podman://{name}") for name in inventory_hosts()}
-    hosts = {name: h for name, h in every.items() if applies(platform_of(h), "rejected_config")}
+    one_per_image = {}
     for name, h in every.items():
-        if name not in hosts:
+        if not applies(platform_of(h), "rejected_config"):
             print(f"{name}: not applicable here: {platform_of(h)['not_applicable']['rejected_config']}")
+            continue
+        # The name's suffix after the mode says the image: d12, d13, cpsim.
+        one_per_image.setdefault(name.rsplit("-", 1)[1], name)
+    hosts = {name: every[name] for name in one_per_image.values()}
     before = {name: h.file(platform_of(h)["site_file"].format(name=APP)).content_string for name, h in hosts.items()}
     result = converge(",".join(hosts), '{"apache__site_extra_directives": ["NotAnApacheDirective on"]}')
     output = result.stdout + result.stderr
