@@ -37,7 +37,15 @@ WSGI_MODES = ["embedded", "daemon"]
 REJECTED_LINE = "Options +NoSuchOption"
 REJECTED = {"debian12": "fastcgi", "el7": "fastcgi", "cpanel": "daemon"}
 
-SSHD = "ssh-keygen -A -q && mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e"
+# One Ed25519 host key: ssh-keygen -A also makes an RSA key, which took long
+# enough on a saturated test machine to leave sshd unready past a deadline.
+SSHD = (
+    "ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && mkdir -p /run/sshd"
+    " && exec /usr/sbin/sshd -D -e -h /etc/ssh/ssh_host_ed25519_key"
+)
+# How long a started container may take to answer SSH: bounded, and generous
+# enough for a machine that runs every suite at once.
+SSH_PATIENCE = 120
 AUTHORIZE = "mkdir -p -m 0700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 0600 /root/.ssh/authorized_keys"
 
 # Where each platform's Apache reads its configuration, and its apachectl.
@@ -141,7 +149,7 @@ def _lay_out(env, host, container):
     setup = _podman(env, "exec", container, "sh", setup_sh, host.mode, check=False)
     assert setup.returncode == 0, f"{host.name}: the layout failed:\n{setup.stdout}{setup.stderr}"
     address = _podman(env, "inspect", "--format", "{{.NetworkSettings.IPAddress}}", container).stdout.strip()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + SSH_PATIENCE
     while True:
         try:
             socket.create_connection((address, 22), timeout=2).close()
