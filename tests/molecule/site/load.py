@@ -97,7 +97,10 @@ class Load:
 
 def main(url, host_header, marker, secret_file, stop_file, result_file, connections=CONNECTIONS):
     result = Load(url, host_header, marker, secret_file, stop_file, int(connections)).run()
-    Path(result_file).write_text(json.dumps(result))
+    # Whole or not at all: the test reads it as soon as it exists.
+    partial = Path(result_file + ".partial")
+    partial.write_text(json.dumps(result))
+    partial.replace(result_file)
 
 
 if __name__ == "__main__":

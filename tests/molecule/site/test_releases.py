@@ -132,7 +132,8 @@ def start_load(host, platform, marker):
 
 def stop_load(host):
     host.check_output(f"touch {REMOTE}/stop")
-    for _ in range(150):
+    # Each client may first finish a request in flight (60 s timeout).
+    for _ in range(600):
         if host.file(f"{REMOTE}/result.json").exists:
             return json.loads(host.file(f"{REMOTE}/result.json").content_string)
         time.sleep(0.5)

@@ -49,7 +49,8 @@ class Writer:
 
     def __exit__(self, *exc):
         self.host.check_output(f"touch {self.dir}/stop")
-        self.host.check_output(f"timeout 60 sh -c 'until [ -s {self.dir}/result ]; do sleep 0.2; done'")
+        # A write in flight may take its whole 30 s timeout first.
+        self.host.check_output(f"timeout 300 sh -c 'until [ -s {self.dir}/result ]; do sleep 0.2; done'")
         self.result = json.loads(self.host.file(f"{self.dir}/result").content_string)
         self.host.run(f"rm -rf {self.dir}")
 

@@ -39,7 +39,9 @@ def main(stop_file, result_file):
         if status != 200:
             failed_at.append(round(time.monotonic() - started, 2))
         time.sleep(0.05)
-    Path(result_file).write_text(
+    # Whole or not at all: the test reads it as soon as it is there.
+    partial = Path(result_file + ".partial")
+    partial.write_text(
         json.dumps(
             {
                 "counts": counts,
@@ -49,6 +51,7 @@ def main(stop_file, result_file):
             }
         )
     )
+    partial.replace(result_file)
 
 
 if __name__ == "__main__":
