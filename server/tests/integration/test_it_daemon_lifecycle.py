@@ -17,7 +17,7 @@ import it_harness as h
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
-from fcgiclient import Client
+from fcgiclient import request
 from it_setup import DAEMON_THREADS, DAEMON_WORKERS, make_frontend
 
 _COUNTER = itertools.count()
@@ -53,28 +53,10 @@ def pids_answering_new_connections(fe, count: int) -> set[int]:
     A worker that accepts goes to the end of the line for the next connection, so
     consecutive ones go round every worker.
     """
-    env = {
-        "GATEWAY_INTERFACE": "CGI/1.1",
-        "REQUEST_METHOD": "GET",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": "/echo/direct",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "localhost",
-        "REMOTE_ADDR": "127.0.0.1",
-    }
+    socket_path = str(fe.workdir / "sock" / "wsgate.sock")
     pids = set()
     for _ in range(count):
-        client = Client(str(fe.workdir / "sock" / "wsgate.sock"), timeout=15.0)
-        try:
-            client.begin()
-            client.params(env)
-            client.stdin(b"")
-            reply = client.reply()
-        finally:
-            client.close()
+        reply = request(socket_path, "/echo/direct", extra={"SCRIPT_NAME": "", "PATH_INFO": "/echo/direct"})
         assert reply.end is not None and reply.status == 200, reply.records
         pids.add(json.loads(reply.body)["pid"])
     return pids
