@@ -1,8 +1,8 @@
-"""Deploys on every mode of the `modes` scenario, in one play over all its
-hosts, as a user would run them: the Debian 13 hosts take changed code
-under load and then a rollback; each Debian 12 host takes a release that
-must be refused (REFUSALS), and must go on serving the old one byte for
-byte, even after its processes restart."""
+"""Deploys on every mode of the `modes` scenario, in plays over all its
+hosts, as a user would run them: every host takes changed code under load
+and then a rollback; then three of them take a release that must be refused
+(REFUSALS), and must go on serving the live one byte for byte, even after
+their processes restart."""
 
 import json
 import os
@@ -23,18 +23,17 @@ SAMPLE = PROJECT / "roles/django/files/sample_app"
 LOAD = Path(__file__).with_name("load.py")
 REMOTE = "/root/release-test"
 
-# What makes a release unfit, and the modes whose Debian 12 host gets it:
-# `change` turns a copy of the changed app into the bad one; `environment`
-# is a setting that goes with it.
+# What makes a release unfit, and the host that gets it (one per connector
+# kind, and Debian 12's): `environment` is a setting that goes with it.
 REFUSALS = {
-    "migration": {"modes": ["fcgid"], "reason": "manage.py migrate failed"},
-    "check": {"modes": ["daemon"], "reason": "check --deploy reported", "environment": {"DJANGO_DEBUG": "1"}},
-    "smoke": {"modes": ["fastcgi"], "reason": "answered 500"},
+    "migration": {"host": "fcgid-d12", "reason": "manage.py migrate failed"},
+    "check": {"host": "daemon-d13", "reason": "check --deploy reported", "environment": {"DJANGO_DEBUG": "1"}},
+    "smoke": {"host": "fastcgi-d13", "reason": "answered 500"},
 }
 
 
-def refusal_of(mode):
-    return next(name for name, row in REFUSALS.items() if mode in row["modes"])
+def refusal_of(name):
+    return next(refusal for refusal, row in REFUSALS.items() if row["host"] == name)
 
 
 def changed_app(path, marker):
@@ -148,34 +147,25 @@ def hosts():
     return every
 
 
-def test_redeploy_refusals_and_rollback(hosts, tmp_path, whole_scenario):
+def test_redeploy_rollback_and_refusals(hosts, tmp_path, whole_scenario):
     # New code on every run, so that the test can run again on the same hosts.
     marker = f"changed-release-{uuid.uuid4().hex[:12]}"
-    deployed = {name: h for name, h in hosts.items() if name.endswith("-d13")}
-    refused = {name: h for name, h in hosts.items() if name.endswith("-d12")}
-    for name in deployed:
-        changed_app(tmp_path / name, marker)
-    for name in refused:
-        broken_app(tmp_path / name, refusal_of(mode_of(hosts[name])), marker)
-    environments = {name: REFUSALS[refusal_of(mode_of(h))].get("environment", {}) for name, h in refused.items()}
+    for name in hosts:
+        changed_app(tmp_path / "changed" / name, marker)
     before = {name: Snapshot(h) for name, h in hosts.items()}
     secrets = {name: h.check_output(f"cat {platform_of(h)['root']}/secret_key").strip() for name, h in hosts.items()}
 
-    for h in deployed.values():
+    for h in hosts.values():
         start_load(h, platform_of(h), marker)
     try:
         result, seconds = run_playbook(
             "site.yml",
             ",".join(hosts),
-            {
-                "django__source": "local",
-                "django__local_path": f"{tmp_path}/{{{{ inventory_hostname }}}}",
-                "django__environment": f"{{{{ {json.dumps(environments)}.get(inventory_hostname, {{}}) }}}}",
-            },
+            {"django__source": "local", "django__local_path": f"{tmp_path}/changed/{{{{ inventory_hostname }}}}"},
             verbosity="-vvv",
         )
     finally:
-        loads = {name: stop_load(h) for name, h in deployed.items()}
+        loads = {name: stop_load(h) for name, h in hosts.items()}
     output = result.stdout + result.stderr
     print(f"deploy over {len(hosts)} hosts at -vvv: {seconds} s")
     for name, load in sorted(loads.items()):
@@ -189,7 +179,7 @@ def test_redeploy_refusals_and_rollback(hosts, tmp_path, whole_scenario):
     for name, load in loads.items():
         assert load["secret_on_command_lines"] == [], name
 
-    for name, h in deployed.items():
+    for name, h in hosts.items():
         assert recap(output, name) == 0, name
         after = Snapshot(h)
         assert marker in after.home, name
@@ -200,8 +190,35 @@ def test_redeploy_refusals_and_rollback(hosts, tmp_path, whole_scenario):
         if MODES[mode_of(h)]["redeploy_without_failures"]:
             assert load["failed"] == 0, f"{name}: {load['failures']}"
 
+    result, seconds = run_playbook("playbooks/rollback.yml", ",".join(hosts), {})
+    print(f"rollback over {len(hosts)} hosts: {seconds} s")
+    output = result.stdout + result.stderr
+    for name, h in hosts.items():
+        assert recap(output, name) == 0, output[-3000:]
+        after = Snapshot(h)
+        assert after.current == before[name].current, name
+        assert after.home == before[name].home, name
+        assert marker not in after.home
+
+    # The live release is the first one again: a bad one must leave it so.
+    refused = {row["host"]: hosts[row["host"]] for row in REFUSALS.values() if row["host"] in hosts}
+    for name in refused:
+        broken_app(tmp_path / "broken" / name, refusal_of(name), marker)
+    environments = {name: REFUSALS[refusal_of(name)].get("environment", {}) for name in refused}
+    before = {name: Snapshot(h) for name, h in refused.items()}
+    result, seconds = run_playbook(
+        "site.yml",
+        ",".join(refused),
+        {
+            "django__source": "local",
+            "django__local_path": f"{tmp_path}/broken/{{{{ inventory_hostname }}}}",
+            "django__environment": f"{{{{ {json.dumps(environments)}.get(inventory_hostname, {{}}) }}}}",
+        },
+    )
+    print(f"refused deploys over {len(refused)} hosts: {seconds} s")
+    output = result.stdout + result.stderr
     for name, h in refused.items():
-        reason = REFUSALS[refusal_of(mode_of(h))]["reason"]
+        reason = REFUSALS[refusal_of(name)]["reason"]
         assert recap(output, name) == 1, name
         message = fatal_message(output, name)
         assert "stays offline" in message and reason in message, f"{name}: {message}"
@@ -210,13 +227,3 @@ def test_redeploy_refusals_and_rollback(hosts, tmp_path, whole_scenario):
             for part in ("home", "css", "current", "env", "missing_page"):
                 assert getattr(after, part) == getattr(before[name], part), f"{name}, {part}, {moment}"
             restart_processes(h)
-
-    result, seconds = run_playbook("playbooks/rollback.yml", ",".join(deployed), {})
-    print(f"rollback over {len(deployed)} hosts: {seconds} s")
-    output = result.stdout + result.stderr
-    for name, h in deployed.items():
-        assert recap(output, name) == 0, output[-3000:]
-        after = Snapshot(h)
-        assert after.current == before[name].current, name
-        assert after.home == before[name].home, name
-        assert marker not in after.home
