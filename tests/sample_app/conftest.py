@@ -74,10 +74,11 @@ def app_dir():
 
 @pytest.fixture
 def run_app_python():
-    """Run Python code in a fresh process with only the given DJANGO_* vars."""
+    """Run Python code in a fresh process with only the given DJANGO_* vars
+    and DATABASE_URL."""
 
     def run(code, **django_env):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_") and k != "DATABASE_URL"}
         env["DJANGO_SETTINGS_MODULE"] = "sampleapp.settings"
         env.update(django_env)
         return subprocess.run(  # noqa: UP022

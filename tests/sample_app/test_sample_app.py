@@ -148,6 +148,7 @@ def test_served_by_reports_environment(client):
         "django_version",
         "uid",
         "user",
+        "hostname",
     }
     for key in ("wsgi_multithread", "wsgi_multiprocess", "wsgi_run_once"):
         assert isinstance(data[key], bool)
@@ -162,6 +163,7 @@ def test_served_by_reports_environment(client):
     assert data["ppid"] == os.getppid()
     assert data["uid"] == os.getuid()
     assert isinstance(data["user"], str)
+    assert data["hostname"] == platform.node()
     assert data["python_version"] == platform.python_version()
     assert data["django_version"] == django.get_version()
     if Path("/proc/self/comm").exists():
@@ -337,3 +339,73 @@ def test_db_path_from_environment(run_app_python, tmp_path):
     db = tmp_path / "data" / "app.sqlite3"
     values = dump_settings(run_app_python, ["DATABASES"], DJANGO_DB_PATH=str(db))
     assert values["DATABASES"]["default"]["NAME"] == str(db)
+
+
+def test_database_url_names_sqlite_by_its_absolute_path(run_app_python, tmp_path):
+    db = tmp_path / "data" / "app.sqlite3"
+    values = dump_settings(run_app_python, ["DATABASES"], DATABASE_URL=f"sqlite:///{db}", DJANGO_DB_PATH="/ignored")
+    assert values["DATABASES"]["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    assert values["DATABASES"]["default"]["NAME"] == str(db)
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_database_url_for_postgresql(scheme):
+    from sampleapp.settings import database_from_url
+
+    url = f"{scheme}://app%40x:p%2Fss@db.example:6543/app_db?sslmode=require&connect_timeout=5"
+    assert database_from_url(url) == {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "app_db",
+        "USER": "app@x",
+        "PASSWORD": "p/ss",
+        "HOST": "db.example",
+        "PORT": "6543",
+        "OPTIONS": {"sslmode": "require", "connect_timeout": "5"},
+    }
+
+
+def test_database_url_without_password_leaves_it_to_libpq():
+    from sampleapp.settings import database_from_url
+
+    default = database_from_url("postgres://sampleapp@10.0.0.5/sampleapp")
+    assert (default["USER"], default["PASSWORD"], default["HOST"], default["PORT"]) == ("sampleapp", "", "10.0.0.5", "")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("mysql://u@h/db", "unknown scheme 'mysql'"), ("sqlite:///relative.db", "absolute path")],
+)
+def test_database_url_refusals_name_the_variable(run_app_python, url, message):
+    result = run_app_python(
+        "import django; django.setup()", DJANGO_SECRET_KEY=secrets.token_urlsafe(50), DATABASE_URL=url
+    )
+    assert result.returncode != 0
+    assert "DATABASE_URL" in result.stderr and message in result.stderr, result.stderr
+
+
+def test_login_session_is_kept_in_the_database(client):
+    from django.contrib.auth import get_user_model
+    from django.contrib.sessions.models import Session
+
+    password = secrets.token_urlsafe(16)
+    get_user_model().objects.create_user(f"visitor-{uuid.uuid4().hex[:8]}", password=password)
+    user = get_user_model().objects.latest("id")
+    assert json.loads(client.get("/whoami/").content)["user"] is None
+    token = csrf_token_from(client.get("/login/"))
+    response = client.post("/login/", {"username": user.username, "password": password, "csrfmiddlewaretoken": token})
+    assert response.status_code == 302 and response["Location"] == "/whoami/"
+    session_key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    assert Session.objects.filter(session_key=session_key).exists()
+    # Another client that presents the same cookie is the same visitor:
+    # what another app host sees, since it reads the same database.
+    other = Client()
+    other.cookies[settings.SESSION_COOKIE_NAME] = session_key
+    data = json.loads(other.get("/whoami/").content)
+    assert data == {"user": user.username, "hostname": platform.node()}
+
+
+def test_login_with_a_wrong_password_is_refused(client):
+    token = csrf_token_from(client.get("/login/"))
+    response = client.post("/login/", {"username": "nobody", "password": "wrong", "csrfmiddlewaretoken": token})
+    assert response.status_code == 200
+    assert json.loads(client.get("/whoami/").content)["user"] is None

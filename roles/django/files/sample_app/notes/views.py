@@ -117,8 +117,17 @@ def served_by(request):
             "django_version": django.get_version(),
             "uid": uid,
             "user": _user_name(uid),
+            # Which app host answered, behind a load balancer.
+            "hostname": platform.node(),
         }
     )
+
+
+@require_GET
+def whoami(request):
+    """Who the session says the visitor is, and which host read it."""
+    user = request.user.get_username() if request.user.is_authenticated else None
+    return JsonResponse({"user": user, "hostname": platform.node()})
 
 
 @require_GET

@@ -8,6 +8,7 @@ variables; the deployment writes them to an env file that is loaded into
 import os
 import sys
 from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import django
 from django.core.exceptions import ImproperlyConfigured
@@ -70,16 +71,25 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
     "django.contrib.staticfiles",
     "notes",
 ]
 
+# Sessions live in the database, so a login holds whichever app host serves
+# the next request.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "whoami"
 
 ROOT_URLCONF = "sampleapp.urls"
 WSGI_APPLICATION = "sampleapp.wsgi.application"
@@ -97,13 +107,41 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": Path(os.environ.get("DJANGO_DB_PATH") or BASE_DIR / "db.sqlite3"),
+ENGINES = {
+    "sqlite": "django.db.backends.sqlite3",
+    "postgres": "django.db.backends.postgresql",
+    "postgresql": "django.db.backends.postgresql",
+}
+
+
+def database_from_url(url):
+    """Django's DATABASES entry for a DATABASE_URL: sqlite:////absolute/path
+    or postgres://user:password@host:port/name?option=value. A PostgreSQL
+    URL may leave the password out; libpq then reads it from PGPASSFILE."""
+    parts = urlsplit(url)
+    if parts.scheme not in ENGINES:
+        raise ImproperlyConfigured(f"DATABASE_URL: unknown scheme {parts.scheme!r} (use {', '.join(ENGINES)})")
+    if parts.scheme == "sqlite":
+        if not parts.path.startswith("//"):
+            raise ImproperlyConfigured("DATABASE_URL: a SQLite URL names an absolute path, sqlite:////path/to/db")
         # Several WSGI processes may write at once; wait for the lock.
-        "OPTIONS": {"timeout": 20},
+        return {"ENGINE": ENGINES["sqlite"], "NAME": Path(parts.path[1:]), "OPTIONS": {"timeout": 20}}
+    return {
+        "ENGINE": ENGINES[parts.scheme],
+        "NAME": unquote(parts.path.lstrip("/")),
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(parts.port or ""),
+        "OPTIONS": dict(parse_qsl(parts.query)),
     }
+
+
+DATABASES = {
+    "default": database_from_url(
+        os.environ.get("DATABASE_URL")
+        or "sqlite:///" + str(Path(os.environ.get("DJANGO_DB_PATH") or BASE_DIR / "db.sqlite3"))
+    )
 }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

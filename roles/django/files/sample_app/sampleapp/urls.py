@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.conf.urls.static import static
+from django.contrib.auth import views as auth_views
 from django.urls import path
 from notes import views
 
@@ -9,6 +10,8 @@ urlpatterns = [
     path("upload/", views.upload, name="upload"),
     path("served-by/", views.served_by, name="served-by"),
     path("healthz", views.healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(template_name="notes/login.html"), name="login"),
+    path("whoami/", views.whoami, name="whoami"),
 ]
 
 if settings.DEBUG:
