@@ -33,7 +33,7 @@ SCENARIOS := $(filter-out $(patsubst molecule/%/registry,%,$(wildcard molecule/*
 # priority, so that the longest ones are not slowed by the shorter. The
 # gateway's tests run at a higher one (where the user may raise it): they
 # time requests and process starts, which a saturated machine stretches.
-BACKGROUND_SCENARIOS := cpanel-sim https
+BACKGROUND_SCENARIOS := cpanel-sim https growth
 BACKGROUND_NICE := 5
 GATEWAY_NICE := -10
 # Every recipe line runs with the project-local containers.conf.

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 PROJECT = Path(__file__).resolve().parents[2]
+SAMPLE = PROJECT / "roles/django/files/sample_app"
 APP = "sampleapp"
 BASE_URL = "http://127.0.0.1"
 
@@ -359,3 +361,14 @@ def whole_scenario():
     with open(lock, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+def changed_app(path, marker):
+    """A copy of the sample app whose home page carries `marker`: new code
+    for a deploy, and a way to see which release answered."""
+    shutil.copytree(SAMPLE, path, ignore=shutil.ignore_patterns("__pycache__"))
+    home = path / "notes/templates/notes/home.html"
+    home.write_text(
+        home.read_text().replace("<h1>Django sample app</h1>", f"<h1>Django sample app</h1>\n<p>{marker}</p>")
+    )
+    return path

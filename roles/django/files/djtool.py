@@ -2,7 +2,7 @@
 it runs goes through here, so the secret reaches the app from a file and is
 never on a command line or in Ansible's output.
 
-    djtool.py --env FILE [--secret FILE] [--set KEY=VALUE]... COMMAND
+    djtool.py --env FILE [--secret [NAME=]FILE]... [--set KEY=VALUE]... COMMAND
 
 Commands:
     exec -- PROGRAM ARGS...   run PROGRAM in that environment
@@ -27,9 +27,10 @@ import sys
 import urllib.parse
 
 SECRET_NAME = "DJANGO_SECRET_KEY"
+NAMED_SECRET = re.compile(r"^([A-Z_][A-Z0-9_]*)=(.+)$")
 
 
-def load_environment(env_file, secret_file, overrides):
+def load_environment(env_file, secret_files, overrides):
     if env_file:
         with open(env_file, encoding="utf-8") as env:
             for line in env:
@@ -37,9 +38,11 @@ def load_environment(env_file, secret_file, overrides):
                 if line and not line.startswith("#") and "=" in line:
                     key, value = line.split("=", 1)
                     os.environ[key] = value
-    if secret_file:
-        with open(secret_file, encoding="utf-8") as secret:
-            os.environ[SECRET_NAME] = secret.read().strip()
+    for item in secret_files:
+        named = NAMED_SECRET.match(item)
+        name, path = named.groups() if named else (SECRET_NAME, item)
+        with open(path, encoding="utf-8") as secret:
+            os.environ[name] = secret.read().strip()
     for item in overrides:
         key, _, value = item.partition("=")
         os.environ[key] = value
@@ -205,7 +208,13 @@ def command_fetch(args):
 def parser():
     top = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     top.add_argument("--env", help="KEY=VALUE file loaded into the environment")
-    top.add_argument("--secret", help=f"file whose content becomes {SECRET_NAME}")
+    top.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="[NAME=]FILE",
+        help=f"a file whose content becomes the variable NAME ({SECRET_NAME} without one)",
+    )
     top.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     commands = top.add_subparsers(dest="command")
     commands.required = True  # a keyword only from Python 3.7

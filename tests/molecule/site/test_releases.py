@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -17,9 +16,8 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from conftest import APP, MODES, PLAIN_OUTPUT, PROJECT, inventory_hosts, mode_of, platform_of
+from conftest import APP, MODES, PLAIN_OUTPUT, PROJECT, changed_app, inventory_hosts, mode_of, platform_of
 
-SAMPLE = PROJECT / "roles/django/files/sample_app"
 LOAD = Path(__file__).with_name("load.py")
 REMOTE = "/root/release-test"
 
@@ -34,15 +32,6 @@ REFUSALS = {
 
 def refusal_of(name):
     return next(refusal for refusal, row in REFUSALS.items() if row["host"] == name)
-
-
-def changed_app(path, marker):
-    shutil.copytree(SAMPLE, path, ignore=shutil.ignore_patterns("__pycache__"))
-    home = path / "notes/templates/notes/home.html"
-    home.write_text(
-        home.read_text().replace("<h1>Django sample app</h1>", f"<h1>Django sample app</h1>\n<p>{marker}</p>")
-    )
-    return path
 
 
 def broken_app(path, refusal, marker):
