@@ -259,6 +259,34 @@ def test_a_rolling_redeploy_under_load_fails_no_request(tmp_path):
     assert migrated == [APPS[0]], migrated
 
 
+def test_a_failed_host_stops_the_rollout_and_goes_back_while_it_serves(tmp_path):
+    """A release whose home page fails on the first app host: the play stops
+    there, the second host never gets it, and the first, which still serves
+    its live release, is back on the balancer. Visitors see no error."""
+    marker = f"refused-{uuid.uuid4().hex[:12]}"
+    app = changed_app(tmp_path / "app", marker)
+    views = app / "notes/views.py"
+    views.write_text(
+        views.read_text().replace(
+            "def home(request):\n", "def home(request):\n    raise RuntimeError('this release fails on purpose')\n"
+        )
+    )
+    before = {name: inside(name, "/") for name in APPS}
+    with BalancedLoad("/") as load:
+        result = converge(",".join([DB, *APPS, LB]), "django__source=local", f"django__local_path={app}")
+    output = result.stdout + result.stderr
+    print(f"refused rollout: {len(load.result['answers'])} requests, {len(load.failures)} failed")
+    assert result.returncode != 0, output[-3000:]
+    assert f"The deploy failed on {APPS[0]}" in " ".join(output.split()), output[-3000:]
+    assert "stays offline" in output and "answered 500" in output
+    for name in APPS:
+        assert inside(name, "/") == before[name], name
+        assert server_status(name).startswith("UP"), name
+    # The second host's batch never ran.
+    assert f"[{APPS[1]}]" not in output.split("PLAY [Serve the Django app through Apache]", 1)[1].split("PLAY RECAP")[0]
+    assert load.failures == [], load.failures[:20]
+
+
 def test_a_stopped_app_host_leaves_the_balancer_in_bounded_time():
     stopped = host(APPS[1])
     with BalancedLoad("/served-by/") as load:
