@@ -272,7 +272,7 @@ def test_a_failed_host_stops_the_rollout_and_goes_back_while_it_serves(tmp_path)
         )
     )
     before = {name: inside(name, "/") for name in APPS}
-    with BalancedLoad("/") as load:
+    with BalancedLoad("/", connections=8) as load:
         result = converge(",".join([DB, *APPS, LB]), "django__source=local", f"django__local_path={app}")
     output = result.stdout + result.stderr
     print(f"refused rollout: {len(load.result['answers'])} requests, {len(load.failures)} failed")
@@ -289,7 +289,7 @@ def test_a_failed_host_stops_the_rollout_and_goes_back_while_it_serves(tmp_path)
 
 def test_a_stopped_app_host_leaves_the_balancer_in_bounded_time():
     stopped = host(APPS[1])
-    with BalancedLoad("/served-by/") as load:
+    with BalancedLoad("/served-by/", connections=8) as load:
         time.sleep(3)
         at = float(stopped.check_output("date +%s.%N && systemctl stop apache2").split()[0])
         down = None
