@@ -337,10 +337,11 @@ def site(host):
 PLAIN_OUTPUT = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
 
 
-def converge(limit, *extra_vars):
-    """Run site.yml with the scenario's inventory, as a user would."""
+def converge(limit, *extra_vars, options=()):
+    """Run site.yml with the scenario's inventory, as a user would;
+    `options` go to ansible-playbook as they are (--check, --diff)."""
     playbook = str(Path(sys.executable).parent / "ansible-playbook")
-    args = [playbook, "site.yml", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", limit]
+    args = [playbook, "site.yml", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", limit, *options]
     for assignment in extra_vars:
         args += ["-e", assignment]
     return subprocess.run(args, cwd=PROJECT, env=PLAIN_OUTPUT, capture_output=True, text=True, check=False)
