@@ -47,7 +47,12 @@ echo "==> $scenario: $summary"
 for action in $actions; do
   echo "==> molecule $action -s $scenario"
   start=$(date +%s)
-  molecule "$action" -s "$scenario"
+  if [ "$action" = check ]; then
+    # Molecule's check passes --check; a user's preview is --check --diff.
+    ANSIBLE_DIFF_ALWAYS=true molecule "$action" -s "$scenario"
+  else
+    molecule "$action" -s "$scenario"
+  fi
   echo "==> $scenario: $action took $(( $(date +%s) - start ))s"
 done
 echo "==> $scenario: passed in $(( $(date +%s) - total ))s ($summary)"

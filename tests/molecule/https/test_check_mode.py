@@ -1,10 +1,14 @@
-"""`site.yml --check --diff` previews a deploy: on the scenario's converged
-hosts, which nothing has changed since, it must run to the end on every host
-and report no change."""
+"""`site.yml --check --diff` previews a deploy. On the converged host, which
+nothing has changed since, it must run to the end, report no change and
+print the app's secret key. (The preview of a fresh host is the scenario's
+`check` step, before its converge.)"""
 
 import re
 
-from conftest import converge, inventory_hosts
+import testinfra
+from conftest import APP, converge, inventory_hosts
+
+SECRET = f"/srv/{APP}/secret_key"
 
 
 def changed_tasks(output, name):
@@ -18,7 +22,7 @@ def changed_tasks(output, name):
     return sorted(tasks)
 
 
-def test_check_diff_on_steady_hosts_changes_nothing(whole_scenario):
+def test_check_diff_on_a_steady_host_changes_nothing(whole_scenario):
     hosts = inventory_hosts()
     result = converge(",".join(hosts), options=("--check", "--diff"))
     output = result.stdout + result.stderr
@@ -31,3 +35,7 @@ def test_check_diff_on_steady_hosts_changes_nothing(whole_scenario):
         changed, unreachable, failed = map(int, recap.groups())
         assert (unreachable, failed) == (0, 0), name
         assert changed == 0, (name, changed_tasks(output, name))
+        node = testinfra.get_host(f"podman://{name}")
+        secret = node.file(SECRET).content_string.strip()
+        assert len(secret) >= 32, f"{SECRET} on {name} is not a secret key"
+        assert secret not in output, f"{SECRET} is in the preview's output"
