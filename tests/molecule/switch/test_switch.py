@@ -81,12 +81,12 @@ def check_switched(host, mode, result, writes):
     counts = writes["counts"]
     print(
         f"{host.backend.get_hostname()} to {mode}: writes {counts} in {writes['seconds']} s, "
-        f"failures within {writes['failure_window']} s"
+        f"failures within {writes['failure_window']} s {writes.get('failures_utc', '')}"
     )
     # Permission trouble during a switch shows as 500 (unable to open the
     # database file); the data stays usable by both users until the new
     # mode serves.
-    assert counts.get("500", 0) == 0, counts
+    assert counts.get("500", 0) == 0, (counts, errors_logged(host), output[-6000:])
 
     platform = platform_of(host)
     served = Site(host, host.check_output("mktemp -d")).json("/served-by/")
@@ -111,6 +111,14 @@ def check_switched(host, mode, result, writes):
         assert host.file(path).user == ("root" if path.endswith("secret_key") else runner), path
         assert "user:" not in host.check_output(f"getfacl -p --omit-header {path} | grep -v '^user::' || true"), path
     assert host.run(f"sudo -u {runner} -- test -r /srv/{APP}/secret_key").rc == 0
+
+
+def errors_logged(host):
+    """What Apache's error logs say of the app's errors: why a write failed."""
+    return host.run(
+        "grep -hE 'Error|rror:|denied|readonly|unable' /var/log/apache2/*error.log /var/log/httpd/*error_log "
+        "2>/dev/null | tail -n 40"
+    ).stdout
 
 
 def answers_of(host, host_header, count=10):

@@ -37,7 +37,7 @@ def main(stop_file, result_file):
             status = 0
         counts[str(status)] = counts.get(str(status), 0) + 1
         if status != 200:
-            failed_at.append(round(time.monotonic() - started, 2))
+            failed_at.append((round(time.monotonic() - started, 2), time.strftime("%H:%M:%S", time.gmtime())))
         time.sleep(0.05)
     # Whole or not at all: the test reads it as soon as it is there.
     partial = Path(result_file + ".partial")
@@ -47,7 +47,9 @@ def main(stop_file, result_file):
                 "counts": counts,
                 "seconds": round(time.monotonic() - started, 1),
                 # From the first failed write to the last, in seconds.
-                "failure_window": round(failed_at[-1] - failed_at[0], 2) if failed_at else 0,
+                "failure_window": round(failed_at[-1][0] - failed_at[0][0], 2) if failed_at else 0,
+                # The same in UTC, to set beside the play's task times.
+                "failures_utc": [failed_at[0][1], failed_at[-1][1]] if failed_at else [],
             }
         )
     )
