@@ -334,6 +334,17 @@ def site(host):
 
 # Molecule forces colour on the plays it runs; the tests read the output of
 # their own plays line by line (recaps, fatal lines), so they ask for none.
+HTTP_ANSWER = Path(__file__).with_name("http_answer.py")
+
+
+def copy_scripts(host, remote, *scripts):
+    """Copies the scripts, and http_answer.py that they import, into the
+    host's directory `remote`, made afresh."""
+    host.check_output(f"rm -rf {remote} && mkdir -p {remote}")
+    for script in (*scripts, HTTP_ANSWER):
+        host.check_output(f"cat > {remote}/{script.name} <<'PYEOF'\n{script.read_text()}\nPYEOF")
+
+
 PLAIN_OUTPUT = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
 
 

@@ -11,9 +11,9 @@ import json
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from http_answer import answer, opener
 
 PAUSE = 0.1
 DEADLINE = 1200.0
@@ -40,29 +40,21 @@ class Load:
         )
 
     def client(self):
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        client = opener()
         while not self.done():
-            request = urllib.request.Request(self.url, headers={"Host": self.host_header})
             at = time.monotonic() - self.started
-            body = b""
-            try:
-                with opener.open(request, timeout=60) as response:
-                    status, body = response.status, response.read()
-            except urllib.error.HTTPError as error:
-                status = error.code
-            except OSError as error:
-                status, body = 0, str(error).encode()
+            status, body = answer(client, self.url, self.host_header)
             hostname = None
             if body.startswith(b"{"):
                 try:
                     hostname = json.loads(body).get("hostname")
                 except ValueError:
                     pass
-            answer = {"at": round(at, 3), "status": status, "host": hostname, "marked": self.marker in body}
+            record = {"at": round(at, 3), "status": status, "host": hostname, "marked": self.marker in body}
             if not 200 <= status < 300:
-                answer["detail"] = body[:200].decode("utf-8", "replace")
+                record["detail"] = body[:200].decode("utf-8", "replace")
             with self.lock:
-                self.answers.append(answer)
+                self.answers.append(record)
             time.sleep(PAUSE)
 
     def run(self):

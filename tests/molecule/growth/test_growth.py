@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from conftest import APP, changed_app, converge
+from conftest import APP, changed_app, converge, copy_scripts
 
 DB, LB = "growth-db", "growth-lb"
 APPS = ["growth-app1", "growth-app2"]
@@ -194,10 +194,9 @@ class BalancedLoad:
         self.args.append(str(connections))
 
     def __enter__(self):
-        self.lb.check_output(f"rm -rf {REMOTE} && mkdir -p {REMOTE}")
-        self.lb.check_output(f"cat > {REMOTE}/load.py <<'PYEOF'\n{LOAD.read_text()}\nPYEOF")
+        copy_scripts(self.lb, REMOTE, LOAD)
         quoted = " ".join(shlex.quote(arg) for arg in self.args)
-        self.lb.check_output(f"setsid nohup python3 {REMOTE}/load.py {quoted} >{REMOTE}/load.log 2>&1 </dev/null &")
+        self.lb.check_output(f"setsid nohup python3 {REMOTE}/{LOAD.name} {quoted} >{REMOTE}/load.log 2>&1 </dev/null &")
         time.sleep(2)
         return self
 

@@ -11,9 +11,9 @@ import json
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from http_answer import answer, opener
 
 CONNECTIONS = 16
 # Between one answer and the next request on a connection.
@@ -44,18 +44,10 @@ class Load:
         return self.stop_file.exists() or time.monotonic() - self.started > DEADLINE or self.requests >= MAX_REQUESTS
 
     def client(self):
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        client = opener()
         while not self.done():
-            request = urllib.request.Request(self.url, headers={"Host": self.host_header} if self.host_header else {})
             at = round(time.monotonic() - self.started, 2)
-            body = b""
-            try:
-                with opener.open(request, timeout=60) as response:
-                    status, body = response.status, response.read()
-            except urllib.error.HTTPError as error:
-                status = error.code
-            except OSError as error:
-                status, body = 0, str(error).encode()
+            status, body = answer(client, self.url, self.host_header)
             with self.lock:
                 self.requests += 1
                 self.counts[str(status)] = self.counts.get(str(status), 0) + 1

@@ -16,7 +16,17 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from conftest import APP, MODES, PLAIN_OUTPUT, PROJECT, changed_app, inventory_hosts, mode_of, platform_of
+from conftest import (
+    APP,
+    MODES,
+    PLAIN_OUTPUT,
+    PROJECT,
+    changed_app,
+    copy_scripts,
+    inventory_hosts,
+    mode_of,
+    platform_of,
+)
 
 LOAD = Path(__file__).with_name("load.py")
 REMOTE = "/root/release-test"
@@ -110,8 +120,7 @@ def restart_processes(host):
 
 
 def start_load(host, platform, marker):
-    host.check_output(f"rm -rf {REMOTE} && mkdir -p {REMOTE}")
-    host.check_output(f"cat > {REMOTE}/load.py <<'PYEOF'\n{LOAD.read_text()}\nPYEOF")
+    copy_scripts(host, REMOTE, LOAD)
     args = ["http://127.0.0.1/", platform["host_header"] or "", marker, f"{platform['root']}/secret_key"]
     args += [f"{REMOTE}/stop", f"{REMOTE}/result.json", str(MODES[mode_of(host)].get("redeploy_connections", 16))]
     quoted = " ".join(shlex.quote(arg) for arg in args)
