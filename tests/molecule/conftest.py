@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -356,6 +357,44 @@ def converge(limit, *extra_vars, options=()):
     for assignment in extra_vars:
         args += ["-e", assignment]
     return subprocess.run(args, cwd=PROJECT, env=PLAIN_OUTPUT, capture_output=True, text=True, check=False)
+
+
+def converge_interrupted(limit, after, *extra_vars):
+    """Run site.yml as `converge` does, one task at a time (--step), and
+    kill it, as a lost connection or a ^C would, at the first handler that
+    comes after the banner of task `after`: everything before has run,
+    nothing of that flush has. Returns the output up to there."""
+    playbook = str(Path(sys.executable).parent / "ansible-playbook")
+    args = [playbook, "site.yml", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", limit, "--step"]
+    for assignment in extra_vars:
+        args += ["-e", assignment]
+    play = subprocess.Popen(
+        args,
+        cwd=PROJECT,
+        env=PLAIN_OUTPUT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    output, passed = b"", False
+    try:
+        # A step's prompt ends without a newline: read what comes.
+        while chunk := os.read(play.stdout.fileno(), 65536):
+            output += chunk
+            passed = passed or f"TASK [{after}]".encode() in output
+            if not output.endswith(b"(N)o/(y)es/(c)ontinue: "):
+                continue
+            prompt = output[output.rfind(b"Perform task:") :]
+            if passed and prompt.startswith(b"Perform task: HANDLER:"):
+                return output.decode()
+            play.stdin.write(b"y\n")
+            play.stdin.flush()
+        raise AssertionError(f"the play ended before a handler after {after!r}:\n{output.decode()[-3000:]}")
+    finally:
+        if play.poll() is None:
+            os.killpg(play.pid, signal.SIGKILL)
+        play.wait()
 
 
 def inventory_hosts():
