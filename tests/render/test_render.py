@@ -64,6 +64,12 @@ SITE_FILE = {
     "el9": "etc/httpd/conf.d/sampleapp.conf",
     "cpanel": CPANEL_STD,
 }
+MOD_WSGI_SNIPPET = {
+    "debian12": "etc/apache2/conf-available/mod_wsgi.conf",
+    "el7": "etc/httpd/conf.d/mod_wsgi.conf",
+    "el9": "etc/httpd/conf.d/mod_wsgi.conf",
+    "cpanel": "etc/apache2/conf.d/mod_wsgi.conf",
+}
 APP_ROOT = {
     "debian12": "/srv/sampleapp",
     "el7": "/srv/sampleapp",
@@ -108,10 +114,11 @@ def _images(env):
 
 
 class Host:
-    def __init__(self, platform, mode, rejected=False):
-        self.platform, self.mode, self.rejected = platform, mode, rejected
-        self.name = f"render-{platform}-{'rejected' if rejected else mode}"
-        self.artefacts = ARTEFACTS / platform / ("rejected" if rejected else mode)
+    def __init__(self, platform, mode, rejected=False, live=""):
+        self.platform, self.mode, self.rejected, self.live = platform, mode, rejected, live
+        variant = "rejected" if rejected else f"{mode}-from-{live}" if live else mode
+        self.name = f"render-{platform}-{variant}"
+        self.artefacts = ARTEFACTS / platform / variant
 
     def inventory(self, address, key):
         host = {
@@ -125,12 +132,18 @@ class Host:
         }
         if self.rejected:
             host["apache__site_extra_directives"] = [REJECTED_LINE]
+        if self.live:
+            host["render_live_mode"] = self.live
         return host
 
 
-HOSTS = [Host(platform, mode) for platform in PLATFORMS for mode in MODES] + [
-    Host(platform, mode, rejected=True) for platform, mode in REJECTED.items()
-]
+# A site leaving embedded mode for daemon mode, before its new site is written.
+LEAVING_EMBEDDED = ["debian12", "el9"]
+HOSTS = (
+    [Host(platform, mode) for platform in PLATFORMS for mode in MODES]
+    + [Host(platform, mode, rejected=True) for platform, mode in REJECTED.items()]
+    + [Host(platform, "daemon", live="embedded") for platform in LEAVING_EMBEDDED]
+)
 
 
 def _lay_out(env, host, container):
@@ -245,7 +258,8 @@ def _failure(rendered, host):
 
 
 def _host(platform, mode):
-    return next(host for host in HOSTS if (host.platform, host.mode, host.rejected) == (platform, mode, False))
+    plain = (h for h in HOSTS if not h.rejected and not h.live)
+    return next(host for host in plain if (host.platform, host.mode) == (platform, mode))
 
 
 def _read(host, path):
@@ -357,13 +371,7 @@ def test_newer_httpd_gets_unix_sockets_reuse_and_cgipassauth(rendered, platform)
 def test_mod_wsgi_server_snippet_and_module(rendered, platform):
     for mode in WSGI_MODES:
         host = _host(platform, mode)
-        snippet = {
-            "debian12": "etc/apache2/conf-available/mod_wsgi.conf",
-            "el7": "etc/httpd/conf.d/mod_wsgi.conf",
-            "el9": "etc/httpd/conf.d/mod_wsgi.conf",
-            "cpanel": "etc/apache2/conf.d/mod_wsgi.conf",
-        }[platform]
-        text = _read(host, snippet)
+        text = _read(host, MOD_WSGI_SNIPPET[platform])
         assert ("WSGIRestrictEmbedded Off" in text) == (mode == "embedded"), text
         assert ("WSGISocketPrefix run/wsgi" in text) == (platform != "debian12"), text
     daemon = _host(platform, "daemon")
@@ -372,6 +380,16 @@ def test_mod_wsgi_server_snippet_and_module(rendered, platform):
         assert 'LoadModule wsgi_module "/usr/lib/apache2/modules/mod_wsgi.so"' in load, load
     if platform == "debian12":
         assert (daemon.artefacts / "etc/apache2/mods-enabled/wsgi.load").is_symlink()
+
+
+@pytest.mark.parametrize("platform", LEAVING_EMBEDDED)
+def test_a_site_leaving_embedded_mode_keeps_it_allowed_until_retire(rendered, platform):
+    """Apache answers 500 to an embedded request once WSGIRestrictEmbedded is
+    On; the site still serves embedded until its daemon site is written."""
+    leaving = next(host for host in HOSTS if (host.platform, host.live) == (platform, "embedded"))
+    snippet = MOD_WSGI_SNIPPET[platform]
+    assert "WSGIRestrictEmbedded Off" in _read(leaving, snippet)
+    assert "WSGIRestrictEmbedded On" in _read(_host(platform, "daemon"), snippet)
 
 
 def test_the_app_runs_as_the_mode_table_says(rendered):
