@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -409,7 +410,9 @@ def chart(results: list[ModeResult], meta: dict, path: Path) -> None:
         ax.barh(bars_y, meds, color=color, alpha=0.85, xerr=[lows, highs], capsize=4, ecolor="#333333")
         ax.set_xscale("log")
         ax.set_xlim(lo_lim, hi_lim)
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        # Labels at 1-2-5 crowd each other once the axis spans many decades.
+        decades = math.log10(hi_lim / lo_lim)
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 3 else (1.0,)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda _v, _pos: ""))
         ax.set_title(title, fontsize=10)
