@@ -349,13 +349,18 @@ def copy_scripts(host, remote, *scripts):
 PLAIN_OUTPUT = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
 
 
-def converge(limit, *extra_vars, options=()):
-    """Run site.yml with the scenario's inventory, as a user would;
-    `options` go to ansible-playbook as they are (--check, --diff)."""
+def _site_command(limit, extra_vars, options):
     playbook = str(Path(sys.executable).parent / "ansible-playbook")
     args = [playbook, "site.yml", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", limit, *options]
     for assignment in extra_vars:
         args += ["-e", assignment]
+    return args
+
+
+def converge(limit, *extra_vars, options=()):
+    """Run site.yml with the scenario's inventory, as a user would;
+    `options` go to ansible-playbook as they are (--check, --diff)."""
+    args = _site_command(limit, extra_vars, options)
     return subprocess.run(args, cwd=PROJECT, env=PLAIN_OUTPUT, capture_output=True, text=True, check=False)
 
 
@@ -364,12 +369,8 @@ def converge_interrupted(limit, after, *extra_vars):
     kill it, as a lost connection or a ^C would, at the first handler that
     comes after the banner of task `after`: everything before has run,
     nothing of that flush has. Returns the output up to there."""
-    playbook = str(Path(sys.executable).parent / "ansible-playbook")
-    args = [playbook, "site.yml", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", limit, "--step"]
-    for assignment in extra_vars:
-        args += ["-e", assignment]
     play = subprocess.Popen(
-        args,
+        _site_command(limit, extra_vars, ["--step"]),
         cwd=PROJECT,
         env=PLAIN_OUTPUT,
         stdin=subprocess.PIPE,
