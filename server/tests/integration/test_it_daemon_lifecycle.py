@@ -13,12 +13,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import it_harness as h
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
 from fcgiclient import request
 from it_setup import DAEMON_THREADS, DAEMON_WORKERS, make_frontend
+from support import gone
 
 _COUNTER = itertools.count()
 
@@ -106,9 +106,9 @@ def test_kill_9_worker_under_load(kill_frontend):
         time.sleep(max(0.0, kill_at - time.monotonic()))
         t_kill = time.monotonic()
         os.kill(victim, signal.SIGKILL)
-        # Its connections break when it has died, which under load is a moment
-        # after the signal: what Apache sent it until then fails in flight.
-        wait_until(lambda: (h.proc_stat(victim) or ("Z",))[0] == "Z", 5, 0.005)
+        # Its connections break when its last thread has exited, which under load
+        # is a moment after the signal: what Apache sent it until then fails in flight.
+        wait_until(lambda: gone(victim), 5, 0.005)
         t_dead = time.monotonic()
         recovered = wait_until(
             lambda: (lambda w: len(w) == DAEMON_WORKERS and victim not in w)(set(master.workers())), 15

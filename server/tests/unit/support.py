@@ -67,9 +67,15 @@ def wait_until(predicate, timeout=PATIENCE, interval=0.02):
 
 
 def gone(pid):
-    """Whether the process has exited (an orphan may stay a zombie until its new parent reaps it)."""
+    """Whether the process has exited and closed its files.
+
+    A killed thread group's leader turns zombie while its other threads may
+    still be exiting with the files open; an orphan may stay a zombie until
+    its new parent reaps it.
+    """
     try:
         with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().rpartition(")")[2].split()[0] == "Z"
+            state = handle.read().rpartition(")")[2].split()[0]
+        return state == "Z" and os.listdir("/proc/%d/task" % pid) == [str(pid)]
     except (FileNotFoundError, ProcessLookupError):
         return True
