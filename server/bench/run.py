@@ -20,6 +20,9 @@ context switches of the application's processes per request (from /proc, all thr
 /usr/bin/python3 (the interpreter mod_wsgi embeds) in a cache directory, prints a table and the
 target ratios, and writes the table into server/README.md between the bench markers.
 
+With --variants it also measures the worker designs of bench/variants (rows next to wsgate
+fastcgi's, not written into the README).
+
 This is a measurement script, not a test: it exits 0 whether or not the targets are met
 (use --strict to exit 1 when one is missed).
 """
@@ -415,6 +418,19 @@ class Bench:
             str(THREADS),
         )
 
+    def leader_follower_argv(self, sock):
+        variants = self.base / "variants"
+        if not variants.exists():
+            # Like the peers: somewhere the unprivileged run user can read.
+            shutil.copytree(HERE / "variants", variants, ignore=shutil.ignore_patterns("__pycache__"))
+            subprocess.run(["chmod", "-R", "a+rX", str(variants)], check=True)
+        return [self.py(), str(variants / "leader_follower.py"), *self.wsgate_fastcgi_argv(sock)[1:]]
+
+    def variant_cases(self):
+        label = f"wsgate fastcgi, leader/follower accept ({PROCESSES}x{THREADS})"
+        self.fastcgi_case("wsgate_fastcgi_lf", label, self.leader_follower_argv)
+        self.fastcgi_case("wsgate_fastcgi_lf_reuse", f"{label}, enablereuse=on", self.leader_follower_argv, reuse=True)
+
     def mod_wsgi_case(self):
         def setup(workdir, cleanup):
             sockdir = h.make_dir(workdir / "wsgi-sock", owned_by_run_user=True)
@@ -495,6 +511,8 @@ class Bench:
             self.wsgate_fastcgi_argv,
             reuse=True,
         )
+        if self.args.variants:
+            self.variant_cases()
         self.fastcgi_case(
             "flup",
             f"flup 1.0.3 prefork ({PROCESSES * THREADS}x1)",
@@ -677,6 +695,11 @@ def targets(results: dict[str, Result]) -> list[tuple[str, str, bool | None]]:
     ratio("(info) wsgate relay vs wsgiref CGI (req/s)", r("wsgate_relay"), r("wsgiref_cgi"), 0.0)
     ratio("(info) wsgate cgi vs wsgiref CGI (req/s)", r("wsgate_cgi"), r("wsgiref_cgi"), 0.0)
     ratio("(info) wsgate cgi vs the CGI floor that imports the app (req/s)", r("wsgate_cgi"), r("cgi_floor"), 0.0)
+    if "wsgate_fastcgi_lf" in results:
+        ratio("(info) leader/follower vs shared epoll (req/s)", r("wsgate_fastcgi_lf"), plain, 0.0)
+        ratio(
+            "(info) leader/follower vs shared epoll, enablereuse=on (req/s)", r("wsgate_fastcgi_lf_reuse"), reuse, 0.0
+        )
     return out
 
 
@@ -797,7 +820,13 @@ def main(argv=None) -> int:
         nargs="*",
         help="only these setups (keys: wsgate_fastcgi "
         "wsgate_fastcgi_reuse flup fcgisgi mod_wsgi wsgate_relay wsgate_cgi wsgiref_cgi cgi_floor_bare cgi_floor "
-        "cgi_floor_request)",
+        "cgi_floor_request; with --variants also wsgate_fastcgi_lf wsgate_fastcgi_lf_reuse)",
+    )
+    p.add_argument(
+        "--variants",
+        action="store_true",
+        help="also measure the worker designs of bench/variants (leader/follower accept), with and without "
+        "enablereuse=on; the README is then not written",
     )
     p.add_argument("--no-readme", action="store_true", help="do not write server/README.md")
     p.add_argument("--json", type=Path, help="also write raw results to this file")
@@ -829,7 +858,7 @@ def main(argv=None) -> int:
                 default=str,
             )
         )
-    if not args.no_readme and not args.only:
+    if not args.no_readme and not args.only and not args.variants:
         update_readme(text)
         print(f"wrote the table into {README}")
     if args.strict and any(ok is False for _, _, ok in tgt):

@@ -121,11 +121,7 @@ class Worker:
         self.stop_requested = True
 
     def run(self):
-        self.listener.setblocking(False)
-        self.poller.register(self.queue_r, select.EPOLLIN)
-        self._listen()
-        for index in range(self.threads):
-            threading.Thread(target=self._serve, args=(index,), daemon=True).start()
+        self._start_threads()
         self._publish(READY)
         watched = select.poll()
         watched.register(self.wake_r, select.POLLIN)
@@ -145,20 +141,31 @@ class Worker:
                 self.stop("master went away")
             if self.stop_requested:
                 self.stop("SIGTERM")
-            now = time.monotonic()
-            self._check_deadlines(now)
-            if self.relisten_at is not None and now >= self.relisten_at:
-                self.relisten_at = None
-                self._listen()
-            if self._saturated(now):
-                self._take_overflow()
-            self._publish()
-            if self.stopping:
-                self._close_idle(now)
-                if self._drained():
-                    break
+            if self._keep_house(time.monotonic()):
+                break
         log.info("worker exiting after %d requests", self.handled)
         return 0
+
+    def _start_threads(self):
+        self.listener.setblocking(False)
+        self.poller.register(self.queue_r, select.EPOLLIN)
+        self._listen()
+        for index in range(self.threads):
+            threading.Thread(target=self._serve, args=(index,), daemon=True).start()
+
+    def _keep_house(self, now):
+        """The main thread's round of duties; True once a stopping worker has nothing left to answer."""
+        self._check_deadlines(now)
+        if self.relisten_at is not None and now >= self.relisten_at:
+            self.relisten_at = None
+            self._listen()
+        if self._saturated(now):
+            self._take_overflow()
+        self._publish()
+        if self.stopping:
+            self._close_idle(now)
+            return self._drained()
+        return False
 
     def stop(self, reason):
         """Stop taking requests; callable from any thread."""
