@@ -32,7 +32,6 @@ import errno
 import os
 import select
 import socket
-import struct
 import sys
 import threading
 import time
@@ -42,10 +41,9 @@ from wsgate import protocol as p
 from wsgate.cli import main as wsgate_main
 from wsgate.connection import Connection
 from wsgate.scoreboard import STOPPING
-from wsgate.worker import FRESH_CONNECTION_GRACE, TICK, Worker, _limit_send_time
+from wsgate.worker import _TIMEVAL, FRESH_CONNECTION_GRACE, TICK, Worker, _limit_send_time
 
 WAKE_EVERY = 0.5
-_TIMEVAL = struct.Struct("@ll")
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
