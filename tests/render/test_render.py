@@ -432,7 +432,12 @@ def test_the_app_has_every_key_the_django_role_publishes():
     assert keys(render) == keys(role)
 
 
-def test_the_render_wires_what_serve_yml_wires():
+def test_the_render_and_the_deploy_wire_the_roles_from_one_file():
     wired = yaml.safe_load((ROOT / "playbooks" / "vars" / "modes.yml").read_text())["site__wired_variables"]
-    play = yaml.safe_load((HERE / "render.yml").read_text())[0]
-    assert set(wired) <= set(play["vars"])
+    wiring = yaml.safe_load((ROOT / "playbooks" / "vars" / "wiring.yml").read_text())
+    assert set(wired) <= set(wiring)
+    render = yaml.safe_load((HERE / "render.yml").read_text())[0]
+    serve = yaml.safe_load((ROOT / "playbooks" / "serve.yml").read_text())[0]
+    for play, wiring_path in ((render, "../../playbooks/vars/wiring.yml"), (serve, "vars/wiring.yml")):
+        assert wiring_path in play["vars_files"], play["name"]
+        assert not set(wiring) & set(play["vars"]), f"{play['name']} sets what vars/wiring.yml decides"

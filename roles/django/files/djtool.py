@@ -9,20 +9,17 @@ Commands:
     settings                  print the app's effective static and media settings (JSON)
     check [--silence ID]...   manage.py check --deploy at WARNING, minus the silenced ids
     smoke --host H --path P   one GET through the app's WSGI callable, in process (JSON)
-    fetch --host H --path P   one GET through the local web server, following
-                              redirects to itself; with --asset, that file too (JSON)
 
 settings, check and smoke run under the release's Python, in its code
-directory; exec and fetch need only the standard library.
+directory; exec needs only the standard library. Whether Apache then serves
+the site is served.py's to say, which root runs with the host's Python.
 """
 
 import argparse
-import http.client
 import io
 import json
 import os
 import re
-import ssl
 import sys
 import urllib.parse
 
@@ -166,45 +163,6 @@ def call_wsgi(application, host, path, scheme):
     return started["status"], started["headers"], body
 
 
-def fetch(host, path, port_http, port_https):
-    """GET host/path from the server on 127.0.0.1, following redirects
-    that stay on the same host."""
-    scheme, port = "http", port_http
-    for _ in range(5):
-        if scheme == "https":
-            connection = http.client.HTTPSConnection(
-                "127.0.0.1", port, timeout=30, context=ssl._create_unverified_context()
-            )
-        else:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        connection.request("GET", path, headers={"Host": host})
-        response = connection.getresponse()
-        body = response.read()
-        connection.close()
-        location = response.getheader("Location", "")
-        if response.status in (301, 302, 303, 307, 308) and location:
-            target = urllib.parse.urlsplit(location)
-            if target.hostname not in (None, host):
-                break
-            scheme = target.scheme or scheme
-            port = target.port or (port_https if scheme == "https" else port_http)
-            path = urllib.parse.urlunsplit(("", "", target.path or "/", target.query, ""))
-            continue
-        return response.status, body
-    return response.status, body
-
-
-def command_fetch(args):
-    status, _ = fetch(args.host, args.path, args.port, args.https_port)
-    result = {"status": status, "asset": args.asset, "asset_status": None}
-    ok = 200 <= status < 300
-    if args.asset:
-        result["asset_status"], _ = fetch(args.host, args.asset, args.port, args.https_port)
-        ok = ok and result["asset_status"] == 200
-    print(json.dumps(result))
-    sys.exit(0 if ok else 1)
-
-
 def parser():
     top = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     top.add_argument("--env", help="KEY=VALUE file loaded into the environment")
@@ -225,15 +183,10 @@ def parser():
     check = commands.add_parser("check")
     check.add_argument("--silence", action="append", default=[], metavar="ID")
     check.set_defaults(handler=command_check)
-    for name, handler in (("smoke", command_smoke), ("fetch", command_fetch)):
-        sub = commands.add_parser(name)
-        sub.add_argument("--host", required=True)
-        sub.add_argument("--path", default="/")
-        sub.set_defaults(handler=handler)
-        if name == "fetch":
-            sub.add_argument("--asset", default="")
-            sub.add_argument("--port", type=int, default=80)
-            sub.add_argument("--https-port", type=int, default=443)
+    smoke = commands.add_parser("smoke")
+    smoke.add_argument("--host", required=True)
+    smoke.add_argument("--path", default="/")
+    smoke.set_defaults(handler=command_smoke)
     return top
 
 
