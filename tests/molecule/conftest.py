@@ -213,6 +213,7 @@ PLATFORMS = {
                 "the account writes no server configuration: its site is a block in the document root's "
                 ".htaccess (test_sim_account_htaccess_keeps_the_account_s_own_rules checks it)"
             ),
+            "root_commands": "the account deploys without root: its plays run nothing as root",
             "rejected_config": (
                 "the account path writes no site file that a configtest checks (apache__site_extra_directives "
                 "is root's): Apache reads an .htaccess per request, so a bad directive there is a 500, not a "

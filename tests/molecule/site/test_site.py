@@ -5,8 +5,12 @@ name, the platform from its name (`*-cpsim`, `*-cpacct`) or its
 distribution."""
 
 import hashlib
+import json
+import os
 import re
+import shlex
 import uuid
+from pathlib import Path
 
 import pytest
 import testinfra
@@ -16,6 +20,7 @@ from conftest import (
     MODES,
     applies,
     converge,
+    copy_scripts,
     inventory_hosts,
     mode_of,
     module_of,
@@ -176,6 +181,38 @@ def test_the_app_cannot_change_its_code_or_settings(host):
         assert host.run(f"{as_runner} test -r {path}").rc == 0, path
     for path in (f"{root}/data", platform["media"]):
         assert host.run(f"{as_runner} test -w {path}").rc == 0, path
+
+
+WRITABLE = Path(__file__).with_name("writable.py")
+
+
+def root_commands(host):
+    """The programs the scenario's plays ran as root on the host, as the
+    root_commands callback recorded them (tests/molecule/callback_plugins)."""
+    name = host.backend.get_hostname()
+    with open(os.environ["ROOT_COMMANDS_LOG"], encoding="utf-8") as log:
+        entries = [json.loads(line) for line in log]
+    return {program for entry in entries if entry["host"] == name for program in entry["programs"]}
+
+
+def test_nothing_root_loads_or_runs_can_be_changed_by_another_user(host):
+    """Every file root's Apache has mapped (its modules, the libraries they
+    link), and every program the deploy ran as root, with each directory on
+    the way: none may be writable by the app, by a cPanel account or by
+    anyone but root. Otherwise whoever takes over the app takes over root."""
+    platform = platform_of(host)
+    pid = host.check_output(f"systemctl show --property MainPID --value {platform['service']}").strip()
+    maps = host.check_output(f"cat /proc/{pid}/maps").splitlines()
+    loaded = {fields[5] for fields in map(str.split, maps) if len(fields) == 6 and fields[5].startswith("/")}
+    assert any("mod_" in path for path in loaded), f"no module mapped in Apache's main process {pid}"
+    ran = root_commands(host)
+    if applies(platform, "root_commands"):
+        assert ran, "the log has no program this host's plays ran as root"
+    remote = "/root/writable-check"
+    copy_scripts(host, remote, WRITABLE)
+    names = " ".join(shlex.quote(path) for path in sorted(loaded | ran))
+    unsafe = json.loads(host.check_output(f"python3 {remote}/writable.py {names}"))
+    assert not unsafe, json.dumps(unsafe, indent=1)
 
 
 def test_data_belongs_to_the_user_that_runs_the_app_and_settings_to_the_owner(host):
