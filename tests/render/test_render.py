@@ -114,9 +114,9 @@ def _images(env):
 
 
 class Host:
-    def __init__(self, platform, mode, rejected=False, live=""):
-        self.platform, self.mode, self.rejected, self.live = platform, mode, rejected, live
-        variant = "rejected" if rejected else f"{mode}-from-{live}" if live else mode
+    def __init__(self, platform, mode, rejected=False, live="", tls=False):
+        self.platform, self.mode, self.rejected, self.live, self.tls = platform, mode, rejected, live, tls
+        variant = "rejected" if rejected else f"{mode}-from-{live}" if live else f"{mode}-tls" if tls else mode
         self.name = f"render-{platform}-{variant}"
         self.artefacts = ARTEFACTS / platform / variant
 
@@ -134,6 +134,8 @@ class Host:
             host["apache__site_extra_directives"] = [REJECTED_LINE]
         if self.live:
             host["render_live_mode"] = self.live
+        if self.tls:
+            host["apache__tls_enabled"] = True
         return host
 
 
@@ -143,6 +145,7 @@ HOSTS = (
     [Host(platform, mode) for platform in PLATFORMS for mode in MODES]
     + [Host(platform, mode, rejected=True) for platform, mode in REJECTED.items()]
     + [Host(platform, "daemon", live="embedded") for platform in LEAVING_EMBEDDED]
+    + [Host(platform, "daemon", tls=True) for platform in PLATFORMS]
 )
 
 
@@ -258,7 +261,7 @@ def _failure(rendered, host):
 
 
 def _host(platform, mode):
-    plain = (h for h in HOSTS if not h.rejected and not h.live)
+    plain = (h for h in HOSTS if not h.rejected and not h.live and not h.tls)
     return next(host for host in plain if (host.platform, host.mode) == (platform, mode))
 
 
@@ -373,13 +376,66 @@ def test_mod_wsgi_server_snippet_and_module(rendered, platform):
         host = _host(platform, mode)
         text = _read(host, MOD_WSGI_SNIPPET[platform])
         assert ("WSGIRestrictEmbedded Off" in text) == (mode == "embedded"), text
-        assert ("WSGISocketPrefix run/wsgi" in text) == (platform != "debian12"), text
+        prefix = {"debian12": None, "el7": "run/wsgi", "el9": "run/wsgi", "cpanel": "/var/run/wsgi"}[platform]
+        assert ("WSGISocketPrefix" in text) == (prefix is not None), text
+        assert prefix is None or f"WSGISocketPrefix {prefix}\n" in text, text
     daemon = _host(platform, "daemon")
     if platform == "cpanel":
         load = _read(daemon, "etc/apache2/conf.modules.d/99-ansible-wsgi_venv.conf")
         assert 'LoadModule wsgi_module "/usr/lib/apache2/modules/mod_wsgi.so"' in load, load
     if platform == "debian12":
         assert (daemon.artefacts / "etc/apache2/mods-enabled/wsgi.load").is_symlink()
+
+
+def _tls_protocols_since():
+    apache_vars = yaml.safe_load((ROOT / "roles" / "apache" / "vars" / "main.yml").read_text())
+    return apache_vars["__apache__tls_protocols_since"]
+
+
+# What each platform's Apache and its mod_ssl's OpenSSL know (platforms.yml).
+TLS_PROTOCOLS = {
+    "debian12": ["TLSv1.2", "TLSv1.3"],
+    "el7": ["TLSv1.2"],
+    "el9": ["TLSv1.2", "TLSv1.3"],
+    "cpanel": ["TLSv1.2", "TLSv1.3"],
+}
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_https_renders_with_only_the_protocols_the_platform_knows(rendered, platform):
+    """A site with HTTPS, per platform: Apache accepts it, and SSLProtocol
+    names only what the platform's httpd and OpenSSL know, by the value
+    table; CentOS 7's httpd 2.4.6 with OpenSSL 1.0.2 gets no TLSv1.3."""
+    host = next(h for h in HOSTS if h.platform == platform and h.tls)
+    recap = rendered["recap"].get(host.name, {})
+    assert recap.get("failed") == 0 and recap.get("unreachable") == 0, _failure(rendered, host)
+    check = rendered["checks"][host.name]
+    assert check["configtest_rc"] == 0, check["configtest"]
+    data = yaml.safe_load((HERE / "platforms.yml").read_text())["render_platforms"][platform]
+    files = _managed_files(host)
+    protocols = [
+        line.split()[1:] for text in files.values() for line in text.splitlines() if line.startswith("SSLProtocol ")
+    ]
+    if platform == "cpanel":
+        # AutoSSL's vhost carries cPanel's own TLS settings; the role adds
+        # only its include there.
+        assert protocols == [], files
+        ssl = _read(host, CPANEL_SSL)
+        assert 'Alias "/static/"' in ssl, ssl
+        return
+    assert len(protocols) == 1, files
+    assert protocols[0][0] == "-all", protocols
+    enabled = [word.lstrip("+") for word in protocols[0][1:]]
+    assert enabled == TLS_PROTOCOLS[platform], protocols
+    # Where the render names the platform's versions, the table agrees.
+    table = _tls_protocols_since()
+    for protocol in enabled:
+        if data["apache_version"]:
+            assert _version(table[protocol]["httpd"]) <= _version(data["apache_version"]), protocol
+        if data["openssl"]:
+            assert _version(table[protocol]["openssl"]) <= _version(data["openssl"]), protocol
+    site = _read(host, SITE_FILE[platform])
+    assert "SSLEngine on" in site, site
 
 
 @pytest.mark.parametrize("platform", LEAVING_EMBEDDED)
