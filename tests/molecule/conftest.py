@@ -164,6 +164,34 @@ PLATFORMS = {
         "traces": {},
         "not_applicable": {},
     },
+    # EL hosts of the `distros` scenario, which only runs where public images
+    # can be pulled (not in `make test`): the httpd package's layout.
+    "el": {
+        "service": "httpd",
+        "ctl": "apachectl",
+        "user": "apache",
+        "app_user": APP,
+        "owner": "root",
+        "root": f"/srv/{APP}",
+        "media": f"/srv/{APP}/media",
+        "server_name": "vps.test",
+        "host_header": None,
+        "sites": "/etc/httpd/conf.d",
+        "site_file": "/etc/httpd/conf.d/{name}.conf",
+        "vhost_file": f"/etc/httpd/conf.d/{APP}.conf",
+        "default_site": "/etc/httpd/conf.d/welcome.conf",
+        "conf": "/etc/httpd/conf.d",
+        "mods": "/etc/httpd/conf.modules.d",
+        # The vendor's files load most modules; ours are named 99-ansible-*.
+        "module_file": None,
+        "mpm": "mpm_event_module",
+        "cgi_runs_as_owner": False,
+        "modules": {},
+        "traces": {},
+        "not_applicable": {
+            "module_file_traces": "the httpd package's own conf.modules.d files load most modules whatever the mode",
+        },
+    },
     # Hosts named `<mode>-cpsim`: Debian 12 laid out as cPanel's EasyApache 4
     # (molecule/cpanel-sim/prepare.yml); the app belongs to the account acme
     # and its site is an include inside the vhost cPanel generates.
@@ -242,10 +270,19 @@ def platform_row(name):
     return None
 
 
+# testinfra's distribution names of the EL family.
+EL_DISTRIBUTIONS = {"centos", "almalinux", "rocky", "redhat", "rhel", "ol", "cloudlinux"}
+
+
 def platform_of(host):
     """The host's row: the simulation's for hosts named `*-cpsim` or
-    `*-cpacct`, whatever their distribution, otherwise the distribution's."""
-    return platform_row(host.backend.get_hostname()) or PLATFORMS[host.system_info.distribution]
+    `*-cpacct`, whatever their distribution, otherwise the distribution's
+    (the EL family shares one)."""
+    distribution = host.system_info.distribution
+    return (
+        platform_row(host.backend.get_hostname())
+        or PLATFORMS["el" if distribution in EL_DISTRIBUTIONS else distribution]
+    )
 
 
 def applies(platform, check):
