@@ -25,6 +25,9 @@ APP = {
     "media_root": "/srv/sampleapp/media",
 }
 
+# What the platform role would publish on an EL 9 host.
+PLATFORM = {"family": "RedHat", "distribution": "AlmaLinux", "major": 9, "ea4": False, "privileged": True}
+
 PLAYBOOK = """\
 - name: SELinux for the app
   hosts: localhost
@@ -51,7 +54,7 @@ def run(tmp_path, **extra):
     playbook.write_text(PLAYBOOK)
     (tmp_path / "roles").symlink_to(ROOT / "roles")
     extra_vars = tmp_path / "vars.json"
-    extra_vars.write_text(json.dumps({"el__app": APP, **extra}))
+    extra_vars.write_text(json.dumps({"el__app": APP, "platform__host": PLATFORM, **extra}))
     return subprocess.run(
         [
             str(ROOT / ".venv" / "bin" / "ansible-playbook"),
@@ -87,28 +90,59 @@ def test_everything_is_skipped_without_selinux(tmp_path):
         assert done[name].get("skipped") is True, (name, done[name])
 
 
+# Per mode: the booleans, and what the role that serves it puts on the host
+# (its `<role>__serving` fact) with the rules that must follow from it.
 CASES = {
-    "embedded": ([], [], []),
-    "fastcgi": (["httpd_can_network_connect"], [], []),
-    "cgi": (["httpd_enable_cgi"], ["/srv/sampleapp/wsgate/app\\.cgi"], []),
-    "fcgid": (["httpd_enable_cgi"], ["/srv/sampleapp/wsgate/app\\.fcgi"], []),
-    "relay": (["httpd_enable_cgi"], ["/srv/sampleapp/wsgate/app\\.cgi"], ["/srv/sampleapp/relay(/.*)?"]),
+    "embedded": ([], {"libraries": ["/opt/django-vps/mod_wsgi"]}, {}),
+    "fastcgi": (["httpd_can_network_connect"], {"run": ["/run/wsgate"]}, {}),
+    "cgi": (["httpd_enable_cgi"], {"scripts": ["/srv/sampleapp/wsgate/app.cgi"]}, {}),
+    "fcgid": (["httpd_enable_cgi"], {"scripts": ["/srv/sampleapp/wsgate/app.fcgi"]}, {}),
+    "relay": (
+        ["httpd_enable_cgi"],
+        {"scripts": ["/srv/sampleapp/wsgate/app.cgi"], "rw": ["/srv/sampleapp/relay"]},
+        {},
+    ),
+}
+RULES = {
+    "embedded": {"lib_t": ["/opt/django\\-vps/mod_wsgi/.*\\.so(\\.[0-9]+)*"]},
+    "fastcgi": {"httpd_var_run_t": ["/run/wsgate(/.*)?"]},
+    "cgi": {"httpd_sys_script_exec_t": ["/srv/sampleapp/wsgate/app\\.cgi"]},
+    "fcgid": {"httpd_sys_script_exec_t": ["/srv/sampleapp/wsgate/app\\.fcgi"]},
+    "relay": {"httpd_sys_script_exec_t": ["/srv/sampleapp/wsgate/app\\.cgi"]},
 }
 
 
 @pytest.mark.parametrize("mode", list(CASES))
 def test_the_table_gives_each_mode_its_types_and_booleans(tmp_path, mode):
-    booleans, scripts, extra_rw = CASES[mode]
-    report = tasks(run(tmp_path, el__mode=mode, el__backend_tcp=True))["Report what it would apply"]["msg"]
+    booleans, serving, _ = CASES[mode]
+    report = tasks(run(tmp_path, el__mode=mode, el__backend_tcp=True, el__serving=serving))
+    report = report["Report what it would apply"]["msg"]
     assert report["booleans"] == booleans
     by_type = {}
     for rule in report["fcontexts"]:
         by_type.setdefault(rule["setype"], []).append(rule["target"])
-    assert sorted(by_type["httpd_sys_content_t"]) == sorted(
+    assert sorted(by_type.pop("httpd_sys_content_t")) == sorted(
         f"/srv/sampleapp{sub}(/.*)?" for sub in ("", "/app", "/venv", "/wsgi", "/env", "/static")
     )
-    assert by_type["httpd_sys_rw_content_t"] == ["/srv/sampleapp/media(/.*)?", "/srv/sampleapp/data(/.*)?", *extra_rw]
-    assert by_type.get("httpd_sys_script_exec_t", []) == scripts
+    extra_rw = [f"{path}(/.*)?" for path in serving.get("rw", [])]
+    assert by_type.pop("httpd_sys_rw_content_t") == [
+        "/srv/sampleapp/media(/.*)?",
+        "/srv/sampleapp/data(/.*)?",
+        *extra_rw,
+    ]
+    assert by_type == RULES[mode]
+
+
+def test_compiled_extensions_in_the_virtualenvs_are_libraries(tmp_path):
+    app = {**APP, "venvs": "/srv/sampleapp/venvs"}
+    report = tasks(run(tmp_path, el__mode="daemon", el__app=app))["Report what it would apply"]["msg"]
+    libraries = [rule["target"] for rule in report["fcontexts"] if rule["setype"] == "lib_t"]
+    assert libraries == ["/srv/sampleapp/venvs/.*\\.so(\\.[0-9]+)*"]
+
+
+def test_a_database_over_tcp_needs_its_boolean(tmp_path):
+    report = tasks(run(tmp_path, el__mode="daemon", el__database_tcp=True))["Report what it would apply"]["msg"]
+    assert report["booleans"] == ["httpd_can_network_connect_db"]
 
 
 def test_an_app_under_home_needs_homedirs(tmp_path):
