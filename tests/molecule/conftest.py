@@ -19,7 +19,6 @@ import yaml
 PROJECT = Path(__file__).resolve().parents[2]
 SAMPLE = PROJECT / "roles/django/files/sample_app"
 APP = "sampleapp"
-BASE_URL = "http://127.0.0.1"
 
 # What proves each mode. `served_by` must be a subset of /served-by/'s answer;
 # `traces` are paths that exist while the mode serves the app and must be
@@ -110,11 +109,12 @@ MODES = {
 # is the file the site's directives go to, `vhost_file` where `ctl -S` says
 # the site's vhost is defined; `traces` replaces MODES' traces where the
 # platform puts a mode's files elsewhere;
-# `owner` owns the code and the settings;
-# `host_header` is the name the site answers to when 127.0.0.1 does not
-# reach it; `cgi_runs_as_owner` says whether CGI programs run as the site's
-# owner rather than Apache's user; `modules` replaces MODES' module where the platform serves a
-# mode with another one. A check that does not apply to a platform is named
+# `owner` owns the code and the settings; `server_name` is the name the site
+# answers to, `userdata` the cPanel userdata whose `ip` its vhost is bound
+# to (none: it answers on 127.0.0.1), `document_root` the vhost's document
+# root; `cgi_runs_as_owner` says whether CGI programs run as the site's
+# owner rather than Apache's user; `modules` replaces MODES' module where
+# the platform serves a mode with another one. A check that does not apply to a platform is named
 # in its `not_applicable`, with the reason, and the test says so.
 # What both cPanel simulation rows share: EA4's layout and its Apache as
 # nobody, the account acme and its domain.
@@ -127,7 +127,8 @@ _EA4_SIM = {
     "owner": "acme",
     "root": f"/home/acme/{APP}",
     "server_name": "acme.test",
-    "host_header": "acme.test",
+    "userdata": "/var/cpanel/userdata/acme/acme.test",
+    "document_root": "/home/acme/public_html",
     "vhost_file": "/etc/apache2/conf/httpd.conf",
     "default_site": None,
     "conf": "/etc/apache2/conf.d",
@@ -150,7 +151,7 @@ PLATFORMS = {
         "root": f"/srv/{APP}",
         "media": f"/srv/{APP}/media",
         "server_name": "vps.test",
-        "host_header": None,
+        "document_root": f"/var/www/{APP}",
         "sites": "/etc/apache2/sites-enabled",
         "site_file": "/etc/apache2/sites-available/{name}.conf",
         "vhost_file": f"/etc/apache2/sites-enabled/{APP}.conf",
@@ -175,7 +176,7 @@ PLATFORMS = {
         "root": f"/srv/{APP}",
         "media": f"/srv/{APP}/media",
         "server_name": "vps.test",
-        "host_header": None,
+        "document_root": f"/var/www/{APP}",
         "sites": "/etc/httpd/conf.d",
         "site_file": "/etc/httpd/conf.d/{name}.conf",
         "vhost_file": f"/etc/httpd/conf.d/{APP}.conf",
@@ -325,19 +326,39 @@ def traces(mode, platform):
     return paths
 
 
-class Site:
-    """Talks HTTP to the site from inside the host, through Apache."""
+def address_of(host, platform):
+    """The address the site's vhost answers on: where the row names the
+    account's cPanel userdata, the IP there (cPanel binds an account's vhosts
+    to it, and 127.0.0.1 reaches another vhost); 127.0.0.1 elsewhere."""
+    userdata = platform.get("userdata")
+    if not userdata:
+        return "127.0.0.1"
+    address = host.check_output(f"sed -n 's/^ip: *//p' {shlex.quote(userdata)}").strip()
+    assert address, f"no ip in {userdata}"
+    return address
 
-    def __init__(self, host, tmp, host_header=None):
+
+def curl_prefix(host, platform, scheme="http", name=None):
+    """A curl command line up to the path: the site's name in the URL, so
+    that it goes in Host and, over HTTPS, in SNI, and --connect-to the
+    address its vhost answers on. `name` is another site of the host."""
+    name = name or platform["server_name"]
+    insecure = "-k " if scheme == "https" else ""
+    return f"curl -sS --max-time 60 {insecure}--connect-to ::{address_of(host, platform)}: {scheme}://{name}"
+
+
+class Site:
+    """Talks HTTP (or HTTPS) to the site from inside the host, through
+    Apache, as a visitor reaches it."""
+
+    def __init__(self, host, tmp, scheme="http", name=None):
         self.host = host
         self.jar = f"{tmp}/cookies"
-        self.host_header = host_header
+        self.prefix = curl_prefix(host, platform_of(host), scheme, name)
 
     def curl(self, path, *args):
-        command = ["curl", "-sS", "--max-time", "60", "-b", self.jar, "-c", self.jar, *args, BASE_URL + path]
-        if self.host_header:
-            command[1:1] = ["-H", f"Host: {self.host_header}"]
-        return self.host.check_output(" ".join(shlex.quote(arg) for arg in command))
+        extra = " ".join(shlex.quote(arg) for arg in ("-b", self.jar, "-c", self.jar, *args))
+        return self.host.check_output(f"{self.prefix}{shlex.quote(path)} {extra}")
 
     def get(self, path, *args):
         return self.curl(path, *args)
@@ -367,7 +388,7 @@ class Site:
 @pytest.fixture()
 def site(host):
     tmp = host.check_output("mktemp -d")
-    yield Site(host, tmp, host_header=platform_of(host)["host_header"])
+    yield Site(host, tmp)
     host.run(f"rm -rf {shlex.quote(tmp)}")
 
 

@@ -11,7 +11,17 @@ import shlex
 
 import pytest
 import testinfra
-from conftest import APP, MODES, PLATFORMS, converge, inventory_hosts, not_applicable, platform_of, running
+from conftest import (
+    APP,
+    MODES,
+    PLATFORMS,
+    converge,
+    curl_prefix,
+    inventory_hosts,
+    not_applicable,
+    platform_of,
+    running,
+)
 
 ACCOUNT = PLATFORMS["cpanel-account"]
 USER = ACCOUNT["app_user"]
@@ -159,7 +169,5 @@ def test_sim_account_refuses_a_mode_that_needs_root():
         assert "Without root a cPanel account can use cgi or relay" in words, output
         assert re.search(rf"{re.escape(name)}\s*:.*\bchanged=0\b.*\bfailed=1\b", output), output
         assert h.file(HTACCESS).content_string == before
-        served = json.loads(
-            h.check_output(f"curl -sS --max-time 60 -H 'Host: {ACCOUNT['host_header']}' http://127.0.0.1/served-by/")
-        )
+        served = json.loads(h.check_output(f"{curl_prefix(h, ACCOUNT)}/served-by/"))
         assert served["wsgate_front_end"] == "relay", served

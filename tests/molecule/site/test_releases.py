@@ -21,8 +21,10 @@ from conftest import (
     MODES,
     PLAIN_OUTPUT,
     PROJECT,
+    address_of,
     changed_app,
     copy_scripts,
+    curl_prefix,
     inventory_hosts,
     mode_of,
     platform_of,
@@ -98,8 +100,7 @@ class Snapshot:
     def __init__(self, host):
         platform = platform_of(host)
         root = platform["root"]
-        header = f"-H 'Host: {platform['host_header']}' " if platform["host_header"] else ""
-        curl = f"curl -sS --max-time 60 {header}http://127.0.0.1"
+        curl = curl_prefix(host, platform)
         self.home = host.check_output(f"{curl}/")
         css = re.search(r'href="(/static/[^"]+\.css)"', self.home)
         assert css, "the home page links no stylesheet"
@@ -121,7 +122,7 @@ def restart_processes(host):
 
 def start_load(host, platform, marker):
     copy_scripts(host, REMOTE, LOAD)
-    args = ["http://127.0.0.1/", platform["host_header"] or "", marker, f"{platform['root']}/secret_key"]
+    args = [f"http://{address_of(host, platform)}/", platform["server_name"], marker, f"{platform['root']}/secret_key"]
     args += [f"{REMOTE}/stop", f"{REMOTE}/result.json", str(MODES[mode_of(host)].get("redeploy_connections", 16))]
     quoted = " ".join(shlex.quote(arg) for arg in args)
     host.check_output(f"setsid nohup python3 {REMOTE}/load.py {quoted} >{REMOTE}/load.log 2>&1 </dev/null &")

@@ -16,11 +16,11 @@ import pytest
 import testinfra
 from conftest import (
     APP,
-    BASE_URL,
     MODES,
     applies,
     converge,
     copy_scripts,
+    curl_prefix,
     inventory_hosts,
     mode_of,
     module_of,
@@ -30,12 +30,6 @@ from conftest import (
     runs_as,
     traces,
 )
-
-
-def curl_command(platform, path="/"):
-    """A plain curl of the site, with the Host header the platform needs."""
-    host_header = f"-H 'Host: {platform['host_header']}' " if platform["host_header"] else ""
-    return f"curl -sS --max-time 60 {host_header}{BASE_URL}{path}"
 
 
 def test_apache_is_running_and_enabled(host):
@@ -136,7 +130,7 @@ def test_upload_of_20_mb_is_stored_and_served_back(host, site):
     assert re.search(rf'id="upload-sha256"[^>]*>\s*{digest}', page), page[:2000]
     assert re.search(r'id="upload-size"[^>]*>\s*20971520\b', page), page[:2000]
     name = re.search(r'id="upload-name"[^>]*>\s*([^<\s]+)', page).group(1)
-    served = host.check_output(f"{curl_command(platform_of(host), f'/media/{name}')} | sha256sum").split()[0]
+    served = host.check_output(f"{curl_prefix(host, platform_of(host))}/media/{name} | sha256sum").split()[0]
     assert served == digest
     host.run(f"rm -f {upload}")
 
@@ -255,6 +249,6 @@ def test_rejected_config_fails_the_play_and_keeps_every_site(whole_scenario):
         assert re.search(rf"fatal: \[{re.escape(name)}\]", output), name
         assert h.file(platform_of(h)["site_file"].format(name=APP)).content_string == before[name]
         assert h.run(f"{platform_of(h)['ctl']} -t").rc == 0
-        assert "Django sample app" in h.check_output(curl_command(platform_of(h)))
+        assert "Django sample app" in h.check_output(f"{curl_prefix(h, platform_of(h))}/")
     assert "Invalid command 'NotAnApacheDirective'" in output
     assert "previous file was restored" in output

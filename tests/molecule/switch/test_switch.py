@@ -121,8 +121,8 @@ def errors_logged(host):
     ).stdout
 
 
-def answers_of(host, host_header, count=10):
-    site = Site(host, host.check_output("mktemp -d"), host_header=host_header)
+def answers_of(host, name, count=10):
+    site = Site(host, host.check_output("mktemp -d"), name=name)
     return [site.json("/served-by/") for _ in range(count)]
 
 
