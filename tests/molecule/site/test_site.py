@@ -17,6 +17,7 @@ import testinfra
 from conftest import (
     APP,
     MODES,
+    Site,
     applies,
     converge,
     copy_scripts,
@@ -139,6 +140,34 @@ def test_authorization_header_reaches_django(site):
     credentials = f"Bearer {uuid.uuid4().hex}"
     served = site.json("/served-by/", "-H", f"Authorization: {credentials}")
     assert served["authorization_sha256"] == hashlib.sha256(credentials.encode()).hexdigest()
+
+
+def test_domain_validation_files_are_served_from_the_document_root(host, site):
+    """What a certificate authority asks for (AutoSSL's and Sectigo's DCV,
+    ACME's HTTP-01) is the document root's file, whatever the mode maps /
+    to, and it is not redirected."""
+    platform = platform_of(host)
+    token = uuid.uuid4().hex
+    directory = f"{platform['document_root']}/.well-known/pki-validation"
+    host.check_output(f"mkdir -p {directory} && printf %s {token} > {directory}/{token}.txt")
+    try:
+        assert site.status(f"/.well-known/pki-validation/{token}.txt") == 200
+        assert site.get(f"/.well-known/pki-validation/{token}.txt") == token
+    finally:
+        host.run(f"rm -f {directory}/{token}.txt")
+
+
+def test_https_serves_the_app(host):
+    """Where the platform's row says the site has HTTPS: the app, its static
+    files and the proof of the mode over TLS, from the vhost the site's name
+    reaches in SNI."""
+    platform = platform_of(host)
+    if not platform.get("https"):
+        pytest.skip("not applicable here: the site has no HTTPS on this platform's hosts")
+    tls = Site(host, host.check_output("mktemp -d"), scheme="https")
+    assert "Django sample app" in tls.get("/")
+    assert tls.status("/static/notes/style.css") == 200
+    assert tls.json("/served-by/")["user"] == runs_as(mode_of(host), platform)
 
 
 def test_served_by_proves_the_mode(host, site):
