@@ -128,7 +128,7 @@ lint: venv
 # tests/test_controller.py runs playbooks against the local images with both controllers.
 test-python: venv venv-el7 images
 	@echo "==> Python tests"
-	$(BIN)/pytest tests --ignore=tests/molecule
+	$(BIN)/pytest tests --ignore=tests/molecule --durations=15
 
 test-server: venv
 	@echo "==> gateway tests"

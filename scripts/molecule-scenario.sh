@@ -24,35 +24,67 @@ export PATH
 core=$("$venv/bin/python" -c 'from ansible.release import __version__; print(__version__)')
 summary="controller $controller, ansible-core $core"
 
-actions=$("$venv/bin/python" - "$scenario" <<'PY'
+read -r actions containers < <("$venv/bin/python" - "$scenario" <<'PY'
 import sys
 from pathlib import Path
 
 import yaml
 
-def sequence(path):
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    return data.get("scenario", {}).get("test_sequence")
+def scenario(path):
+    return yaml.safe_load(Path(path).read_text()) or {}
 
-steps = sequence(f"molecule/{sys.argv[1]}/molecule.yml") or sequence(".config/molecule/config.yml")
+own = scenario(f"molecule/{sys.argv[1]}/molecule.yml")
+steps = own.get("scenario", {}).get("test_sequence") or scenario(".config/molecule/config.yml")["scenario"]["test_sequence"]
 # `molecule create` runs the prepare playbook itself.
-print(" ".join(step for step in steps if step not in ("destroy", "syntax", "prepare")))
+print(",".join(step for step in steps if step not in ("destroy", "syntax", "prepare")),
+      ",".join(platform["name"] for platform in own.get("platforms", [])))
 PY
 )
+actions=${actions//,/ }
 
-trap 'molecule destroy -s "$scenario" >/dev/null 2>&1 || true' EXIT
+# CPU seconds, to see where make test's time goes: what this script's
+# children used (molecule, Ansible, pytest on the controller), and what the
+# scenario's containers used (their cgroups, read before they go).
+# `times` must run in this shell (a command substitution is a new process
+# whose children are not these), so the function sets $cpu.
+cpu_file=$(mktemp)
+controller_cpu() {
+  times > "$cpu_file"
+  cpu=$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$cpu_file")
+}
+containers_cpu() {
+  local name path total=0 usage
+  for name in ${containers//,/ }; do
+    path=$(podman inspect --format '{{.State.CgroupPath}}' "$name" 2>/dev/null) || continue
+    if [ -r "/sys/fs/cgroup/cpuacct$path/cpuacct.usage" ]; then
+      usage=$(( $(cat "/sys/fs/cgroup/cpuacct$path/cpuacct.usage") / 1000000000 ))
+    elif [ -r "/sys/fs/cgroup$path/cpu.stat" ]; then
+      usage=$(( $(awk '$1 == "usage_usec" { print $2 }' "/sys/fs/cgroup$path/cpu.stat") / 1000000 ))
+    else
+      continue
+    fi
+    total=$(( total + usage ))
+  done
+  echo "$total"
+}
+
+trap 'molecule destroy -s "$scenario" >/dev/null 2>&1 || true; rm -f "$cpu_file"' EXIT
 molecule destroy -s "$scenario" >/dev/null 2>&1 || true
 total=$(date +%s)
 echo "==> $scenario: $summary"
 for action in $actions; do
   echo "==> molecule $action -s $scenario"
   start=$(date +%s)
+  controller_cpu
+  cpu_before=$cpu
   if [ "$action" = check ]; then
     # Molecule's check passes --check; a user's preview is --check --diff.
     ANSIBLE_DIFF_ALWAYS=true molecule "$action" -s "$scenario"
   else
     molecule "$action" -s "$scenario"
   fi
-  echo "==> $scenario: $action took $(( $(date +%s) - start ))s"
+  controller_cpu
+  echo "==> $scenario: $action took $(( $(date +%s) - start ))s (controller $(( cpu - cpu_before )) CPU s)"
 done
-echo "==> $scenario: passed in $(( $(date +%s) - total ))s ($summary)"
+controller_cpu
+echo "==> $scenario: passed in $(( $(date +%s) - total ))s ($summary; controller $cpu CPU s, containers $(containers_cpu) CPU s)"
