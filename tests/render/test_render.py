@@ -85,6 +85,7 @@ OPTION_USES = {
     "ssl_session_tickets": re.compile(r"^\s*SSLSessionTickets\b", re.MULTILINE),
     # A vhost with SSLCertificateFile and no SSLCertificateChainFile.
     "ssl_chain_in_certificate": re.compile(r"^\s*SSLCertificateFile\b(?![\s\S]*SSLCertificateChainFile)", re.MULTILINE),
+    "md": re.compile(r"^\s*(MDomain|MDStoreDir|MDCertificateAuthority)\b", re.MULTILINE),
     "md_contact_email": re.compile(r"^\s*MDContactEmail\b", re.MULTILINE),
     "md_stapling": re.compile(r"^\s*MDStapling\b", re.MULTILINE),
 }
