@@ -256,9 +256,46 @@ SIM_SUFFIX = "-cpsim"
 ACCOUNT_SUFFIX = "-cpacct"
 
 
+# Scenarios whose hosts serve two modes run a side effect between two
+# verify steps (molecule/shared/switch.yml): each host switches to the mode
+# its `switch_to` names, and this file says it did.
+SWITCHED = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "switched"
+
+
+def switched():
+    return SWITCHED.exists()
+
+
+def host_vars(name):
+    """The host's own variables in the scenario's inventory (Molecule writes
+    them to host_vars/ beside it)."""
+    path = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / "host_vars" / name
+    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+
+
 def mode_of(host):
-    """The mode a host must serve, from its name (`<mode>-d13`)."""
-    return host.backend.get_hostname().rsplit("-", 1)[0]
+    """The mode a host must serve: the one its name starts with
+    (`<mode>-d13`), or after the switch the one its switch_to names."""
+    name = host.backend.get_hostname()
+    if switched():
+        return host_vars(name)["switch_to"]
+    return name.rsplit("-", 1)[0]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "before_switch: runs only before the scenario's hosts switch modes")
+    config.addinivalue_line("markers", "after_switch: runs only once the scenario's hosts switched modes")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Before the switch, the tests marked after_switch stay out; after it,
+    those marked before_switch. Every other test checks the host in the
+    mode it serves, in each phase."""
+    unwanted = "before_switch" if switched() else "after_switch"
+    kept = [item for item in items if item.get_closest_marker(unwanted) is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
 
 
 def platform_row(name):

@@ -30,6 +30,8 @@ from conftest import (
     platform_of,
 )
 
+pytestmark = pytest.mark.before_switch
+
 LOAD = Path(__file__).with_name("load.py")
 REMOTE = "/root/release-test"
 

@@ -254,6 +254,7 @@ def test_data_belongs_to_the_user_that_runs_the_app_and_settings_to_the_owner(ho
         assert "user:" not in host.check_output(f"getfacl -p --omit-header {path} | grep -v '^user::' || true")
 
 
+@pytest.mark.before_switch
 def test_rejected_config_fails_the_play_and_keeps_every_site(whole_scenario):
     """Converge one container per platform and release again with a
     directive Apache rejects: the play must stop at configtest on each, the

@@ -1,6 +1,10 @@
-"""Copied into the host by test_switch.py: writes notes through Apache until
-a stop file appears or its deadline passes, and counts the answers. Bounded:
-one request at a time, at most MAX_REQUESTS, at most DEADLINE seconds."""
+"""Copied into the host by molecule/shared/switch.yml: writes notes through
+Apache, to the site's vhost at ADDRESS under its NAME, until a stop file
+appears or its deadline passes, and counts the answers. Bounded: one
+request at a time, at most MAX_REQUESTS, at most DEADLINE seconds.
+
+    python3 writer.py ADDRESS NAME STOP_FILE RESULT_FILE
+"""
 
 import json
 import re
@@ -12,14 +16,14 @@ import urllib.request
 from http.cookiejar import CookieJar
 from pathlib import Path
 
-BASE = "http://127.0.0.1"
 MAX_REQUESTS = 4000
 DEADLINE = 300.0
 
 
-def main(stop_file, result_file):
+def main(address, name, stop_file, result_file):
+    base = f"http://{address}"
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-    page = opener.open(BASE + "/notes/", timeout=30).read().decode()
+    page = opener.open(urllib.request.Request(base + "/notes/", headers={"Host": name}), timeout=30).read().decode()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
     counts = {}
     failed_at = []
@@ -28,7 +32,9 @@ def main(stop_file, result_file):
         if Path(stop_file).exists() or time.monotonic() - started > DEADLINE:
             break
         body = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "text": f"switch-{number}"}).encode()
-        request = urllib.request.Request(BASE + "/notes/", data=body, headers={"Referer": BASE + "/notes/"})
+        request = urllib.request.Request(
+            base + "/notes/", data=body, headers={"Host": name, "Referer": f"http://{name}/notes/"}
+        )
         try:
             status = opener.open(request, timeout=30).status
         except urllib.error.HTTPError as error:
