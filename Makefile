@@ -28,7 +28,7 @@ DEMO_IMAGE ?= 13
 # test machines cannot; it is for users who can (molecule/distros).
 SCENARIOS := $(filter-out $(patsubst molecule/%/registry,%,$(wildcard molecule/*/registry)),\
 	$(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
-# The modes and switch scenarios take longest and set the time of make test;
+# The modes scenario takes longest and sets the time of make test;
 # these scenarios and the Python tests run beside them at a lower CPU
 # priority, so that the longest ones are not slowed by the shorter. The
 # gateway's tests run at a higher one (where the user may raise it): they
