@@ -657,7 +657,7 @@ def render(layout):
         lines += ssl_vhost(layout, vhost, proxysubdomains)
     lines += ["# END: HTTPS vhosts list"]
     if proxysubdomains:
-        local = [*ips_in_use, "127.0.0.1"]
+        local = list(dict.fromkeys([*ips_in_use, "127.0.0.1"]))
         lines += proxy_subdomains_vhost(layout, [f"{ip}:80" for ip in local], hostname)
         lines += proxy_subdomains_ssl_vhost(layout, [f"{ip}:443" for ip in local], hostname)
     lines += ["", *optional_include(layout, "post_virtualhost_global.conf")]
