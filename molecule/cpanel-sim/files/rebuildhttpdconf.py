@@ -84,6 +84,7 @@ PROXY_SUBDOMAINS = {
     "cpcalendars": 2079,
 }
 AUTOCONFIG_SUBDOMAINS = ("autodiscover", "autoconfig")
+PROXY_ALIASES = " ".join(f"{label}.*" for label in [*PROXY_SUBDOMAINS, *AUTOCONFIG_SUBDOMAINS])
 CGI_EXTENSIONS = ".cgi .pl .plx .ppl .perl"
 # The certificate files an SSL vhost's userdata names.
 SSL_KEYS = ("sslcertificatefile", "sslcertificatekeyfile", "sslcacertificatefile")
@@ -135,7 +136,9 @@ class Vhost:
 
 
 def perl_true(value):
-    """The template's truth: undef, '', 0 and '0' are false."""
+    """The template's truth: undef, '', 0 and '0' are false (and a YAML false)."""
+    if isinstance(value, bool):
+        return value
     return value is not None and str(value) not in ("", "0")
 
 
@@ -423,13 +426,15 @@ def default_vhost(layout, address, hostname):
     return ["", *block(f"VirtualHost {address}", body)]
 
 
-def proxy_rules(hostname, scheme_port):
+def proxy_rules(hostname):
+    """Requests for cpanel.<domain> and the like go to cPanel's daemons
+    (which the simulation does not run)."""
     lines = []
     for label, port in PROXY_SUBDOMAINS.items():
         lines += [
             f"RewriteCond %{{HTTP_HOST}} !^{hostname}$",
             f"RewriteCond %{{HTTP_HOST}} ^{label}\\.",
-            f"RewriteRule ^/(.*) {scheme_port(port)}/$1 [P]",
+            f"RewriteRule ^/(.*) http://127.0.0.1:{port}/$1 [P]",
             "",
         ]
     return lines
@@ -438,10 +443,9 @@ def proxy_rules(hostname, scheme_port):
 def proxy_subdomains_vhost(layout, addresses, hostname):
     """The vhost of cpanel.*, webmail.*, ...: bound to every IP in use and
     127.0.0.1, so it is what 127.0.0.1 answers with."""
-    aliases = " ".join(f"{label}.*" for label in [*PROXY_SUBDOMAINS, *AUTOCONFIG_SUBDOMAINS])
     body = [
         "ServerName proxy-subdomains-vhost.localhost",
-        f"ServerAlias {aliases}",
+        f"ServerAlias {PROXY_ALIASES}",
         f"DocumentRoot {layout.path(DEFAULT_DOCROOT)}",
         f"ServerAdmin root@{hostname}",
         *block(f'Directory "{layout.path(DEFAULT_DOCROOT)}"', ["AllowOverride All"]),
@@ -450,7 +454,7 @@ def proxy_subdomains_vhost(layout, addresses, hostname):
         *dcv_conditions(),
         "RewriteRule ^ /.cpanel/dcv [passthrough]",
         "",
-        *proxy_rules(hostname, lambda port: f"http://127.0.0.1:{port}"),
+        *proxy_rules(hostname),
         "UseCanonicalName Off",
     ]
     return [
@@ -461,18 +465,17 @@ def proxy_subdomains_vhost(layout, addresses, hostname):
 
 
 def proxy_subdomains_ssl_vhost(layout, addresses, hostname):
-    aliases = " ".join(f"{label}.*" for label in [*PROXY_SUBDOMAINS, *AUTOCONFIG_SUBDOMAINS])
     ssl = ["SSLEngine on", *service_certificate(layout)]
     body = [
         f"ServerName {hostname}",
-        f"ServerAlias {aliases}",
+        f"ServerAlias {PROXY_ALIASES}",
         f"DocumentRoot {layout.path(DEFAULT_DOCROOT)}",
         f"ServerAdmin root@{hostname}",
         *block(f'Directory "{layout.path(DEFAULT_DOCROOT)}"', ["AllowOverride All"]),
         "RewriteEngine On",
         *block("IfModule ssl_module", ssl),
         *block("IfModule headers_module", ["RequestHeader set X-HTTPS 1"]),
-        *proxy_rules(hostname, lambda port: f"http://127.0.0.1:{port}"),
+        *proxy_rules(hostname),
         "UseCanonicalName Off",
     ]
     return ["", *block("VirtualHost " + " ".join(addresses), body)]
