@@ -167,7 +167,9 @@ def test_sim_account_refuses_a_mode_that_needs_root():
         assert "Without root a cPanel account can use cgi or relay" in words, output
         assert re.search(rf"{re.escape(name)}\s*:.*\bchanged=0\b.*\bfailed=1\b", output), output
         assert h.file(HTACCESS).content_string == before
+        # The account's vhost is bound to the server's main IP, as on cPanel.
+        ip = h.file("/var/cpanel/mainip").content_string.strip()
         served = json.loads(
-            h.check_output(f"curl -sS --max-time 60 -H 'Host: {ACCOUNT['host_header']}' http://127.0.0.1/served-by/")
+            h.check_output(f"curl -sS --max-time 60 -H 'Host: {ACCOUNT['host_header']}' http://{ip}/served-by/")
         )
         assert served["wsgate_front_end"] == "relay", served
