@@ -1,8 +1,9 @@
 """The account path of the cPanel EA4 layout SIMULATION (hosts `*-cpacct`):
 the play connected as the account acme, without root, and must have
 deployed into /home/acme only, served through a CGI entry point in the
-document root's cgi-bin that suEXEC runs as the account, routed by a block
-of its own in the document root's .htaccess. The shared tests in ../site
+document root's cgi-bin that runs as the account (through suEXEC, or in
+the itk profile's request, which is the account's), routed by a block of
+its own in the document root's .htaccess. The shared tests in ../site
 check the site itself through the PLATFORMS row `cpanel-account`."""
 
 import json
@@ -22,6 +23,7 @@ from conftest import (
     platform_of,
     running,
 )
+from test_cpanel_sim import simulated_profile
 
 ACCOUNT = PLATFORMS["cpanel-account"]
 USER = ACCOUNT["app_user"]
@@ -74,10 +76,11 @@ def test_sim_account_htaccess_keeps_the_account_s_own_rules(account):
     assert f"RewriteRule ^ /cgi-bin/{APP}.cgi%{{REQUEST_URI}} [L]" in block
 
 
-def test_sim_account_entry_point_is_one_suexec_runs(account):
-    """suEXEC runs a program that the target user owns, that only it can
-    write, in a directory that only it can write, under its document root
-    (/home for caller nobody here)."""
+def test_sim_account_entry_point_runs_as_the_account(account):
+    """The entry point is the account's, and only it can write it or its
+    directory: suEXEC requires that (under its document root, /home for
+    caller nobody here), and under the itk profile the request that runs
+    it is the account's already."""
     entry = account.file(ENTRY)
     assert entry.is_file
     assert (entry.user, entry.group) == (USER, USER)
@@ -85,7 +88,12 @@ def test_sim_account_entry_point_is_one_suexec_runs(account):
     cgi_bin = account.file(f"{PUBLIC}/cgi-bin")
     assert cgi_bin.user == USER
     assert cgi_bin.mode & 0o022 == 0, oct(cgi_bin.mode)
-    assert account.file("/etc/apache2/suexec/nobody").content_string.splitlines()[0] == "/home"
+    modules = account.check_output(f"{ACCOUNT['ctl']} -M")
+    if simulated_profile(account) == "suexec":
+        assert "suexec_module" in modules
+        assert account.file("/etc/apache2/suexec/nobody").content_string.splitlines()[0] == "/home"
+    else:
+        assert "mpm_itk_module" in modules and "suexec_module" not in modules
     # Nothing of the root path's entry points.
     assert not account.file(f"{ACCOUNT['root']}/wsgate/app.cgi").exists
 
