@@ -81,7 +81,7 @@ venv-el7: $(VENV_EL7)/.installed
 # Apache's binaries and modules without the apache2 package, which would
 # start a service on this host, and the headless Chromium of the https
 # scenario's browser test; they install without their recommends.
-HOST_PACKAGES_BARE := apache2-bin libapache2-mod-fcgid libapache2-mod-wsgi-py3 chromium
+HOST_PACKAGES_BARE := apache2-bin apache2-suexec-custom libapache2-mpm-itk libapache2-mod-fcgid libapache2-mod-wsgi-py3 chromium
 HOST_PACKAGES := podman runc debootstrap slirp4netns uidmap fuse-overlayfs python3-venv curl openssh-client \
 	$(HOST_PACKAGES_BARE)
 host-packages:
@@ -99,6 +99,8 @@ host-packages:
 images: host-packages
 	$(PODMAN_ENV) scripts/build-image.sh 13
 	$(PODMAN_ENV) scripts/build-image.sh 12
+	$(PODMAN_ENV) scripts/tool-image.sh cpsim
+	$(PODMAN_ENV) scripts/tool-image.sh render
 
 demo: venv host-packages
 	$(PODMAN_ENV) scripts/build-image.sh $(DEMO_IMAGE)

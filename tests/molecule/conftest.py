@@ -25,9 +25,8 @@ APP = "sampleapp"
 # gone once it does not ({root} is the platform's app root, {conf} and {mods}
 # its directories); `module_files` are the modules whose files are traces
 # too, where the platform's row says how such a file is named; `processes`
-# are regexes of the command lines the mode leaves running; `runs_as` says
-# who runs the app; `cgi` marks the modes Apache runs as CGI programs, which
-# run as the site's owner where the platform switches to it (suEXEC, ruid2);
+# are regexes of the command lines the mode leaves running (who runs the app
+# is playbooks/vars/modes.yml's `runs_as`, read by runs_as() below);
 # `redeploy_without_failures` marks the modes whose redeploy under load must
 # fail no request under `redeploy_connections` clients (16 unless the row
 # says otherwise). The other modes' counts are printed, not asserted: two
@@ -38,7 +37,6 @@ MODES = {
     "embedded": {
         "redeploy_without_failures": False,
         "redeploy_connections": 2,
-        "runs_as": "apache",
         "module": "wsgi_module",
         "served_by": {"mod_wsgi_process_group": "", "mod_wsgi_application_group": APP, "process_name": "apache2"},
         "traces": ["{conf}/mod_wsgi.conf"],
@@ -47,7 +45,6 @@ MODES = {
     },
     "daemon": {
         "redeploy_without_failures": True,
-        "runs_as": "app",
         "module": "wsgi_module",
         # display-name=%{GROUP} renames the daemon process's argv[0].
         "served_by": {"mod_wsgi_process_group": APP, "process_title": f"(wsgi:{APP})", "wsgi_multithread": True},
@@ -57,7 +54,6 @@ MODES = {
     },
     "fastcgi": {
         "redeploy_without_failures": True,
-        "runs_as": "app",
         "module": "proxy_fcgi_module",
         "served_by": {"wsgate_front_end": "fastcgi", "process_name": "wsgate", "parent_process_name": "wsgate"},
         "traces": [
@@ -71,8 +67,6 @@ MODES = {
     "fcgid": {
         "redeploy_without_failures": False,
         "redeploy_connections": 2,
-        "runs_as": "apache",
-        "cgi": True,
         "module": "fcgid_module",
         "served_by": {"wsgate_front_end": "fcgid", "process_name": "wsgate", "parent_process_name": "apache2"},
         "traces": ["{root}/wsgate/app.fcgi"],
@@ -82,8 +76,6 @@ MODES = {
     "cgi": {
         "redeploy_without_failures": False,
         "redeploy_connections": 2,
-        "runs_as": "apache",
-        "cgi": True,
         "module": "cgid_module",
         "served_by": {"wsgate_front_end": "cgi", "wsgi_run_once": True, "parent_process_name": "apache2"},
         "traces": ["{root}/wsgate/app.cgi"],
@@ -93,8 +85,6 @@ MODES = {
     "relay": {
         "redeploy_without_failures": False,
         "redeploy_connections": 2,
-        "runs_as": "apache",
-        "cgi": True,
         "module": "cgid_module",
         "served_by": {"wsgate_front_end": "relay", "wsgate_relay_backend": "warm", "wsgi_run_once": False},
         "traces": ["{root}/wsgate/app.cgi", "{root}/relay"],
@@ -112,12 +102,16 @@ MODES = {
 # `owner` owns the code and the settings; `server_name` is the name the site
 # answers to, `userdata` the cPanel userdata whose `ip` its vhost is bound
 # to (none: it answers on 127.0.0.1), `document_root` the vhost's document
-# root; `cgi_runs_as_owner` says whether CGI programs run as the site's
-# owner rather than Apache's user; `modules` replaces MODES' module where
-# the platform serves a mode with another one. A check that does not apply to a platform is named
-# in its `not_applicable`, with the reason, and the test says so.
-# What both cPanel simulation rows share: EA4's layout and its Apache as
-# nobody, the account acme and its domain.
+# root, `scheme` how a visitor reaches the site (https: HTTP redirects
+# there); `cgi_runs_as_owner` says whether CGI programs run as the site's
+# owner rather than Apache's user, `requests_run_as_owner` whether Apache's
+# children serve the site's requests as its owner (mod_ruid2, mpm-itk);
+# `modules` replaces MODES' module where the platform serves a mode with
+# another one. A check that does not apply to a platform is named in its
+# `not_applicable`, with the reason, and the test says so.
+# What the cPanel simulation rows share: EA4's layout and its Apache as
+# nobody, the account acme and its domain, served over HTTPS with the
+# certificate cPanel installed.
 _EA4_SIM = {
     "service": "httpd",
     "ctl": "apachectl",
@@ -129,6 +123,7 @@ _EA4_SIM = {
     "server_name": "acme.test",
     "userdata": "/var/cpanel/userdata/acme/acme.test",
     "document_root": "/home/acme/public_html",
+    "scheme": "https",
     "vhost_file": "/etc/apache2/conf/httpd.conf",
     "default_site": None,
     "conf": "/etc/apache2/conf.d",
@@ -136,9 +131,30 @@ _EA4_SIM = {
     "module_file": None,
     # cPanel's default profile: prefork, hence mod_cgi rather than mod_cgid.
     "mpm": "mpm_prefork_module",
-    # mod_suexec with SuexecUserGroup in the account's vhost, as on EA4.
+    # The profile's identity switch runs CGI programs as the account.
     "cgi_runs_as_owner": True,
+    "requests_run_as_owner": False,
     "modules": {"cgi": "cgi_module", "relay": "cgi_module"},
+}
+# What root's deploys on the simulation share.
+_EA4_ROOT = {
+    **_EA4_SIM,
+    "media": f"/home/acme/{APP}/media",
+    "sites": "/etc/apache2/conf.d/userdata/std/2_4/acme/acme.test",
+    "site_file": "/etc/apache2/conf.d/userdata/std/2_4/acme/acme.test/{name}.conf",
+    "traces": {},
+    "not_applicable": {
+        "account_path": "root deploys on this host: the account path's checks are for hosts named `*-cpacct`",
+        "module_file_traces": (
+            "the EA4 profile owns conf.modules.d: proxy_fcgi and cgi are loaded by the profile whatever "
+            "the mode, so their files are no trace of a mode (test_sim_profile_module_files_stay checks "
+            "that they stay)"
+        ),
+        "default_site": (
+            "EA4 has no default-site file: its default vhost is generated into httpd.conf and must stay "
+            "(test_sim_site_is_included_inside_the_account_vhosts checks the site's vhost instead)"
+        ),
+    },
 }
 
 PLATFORMS = {
@@ -161,6 +177,7 @@ PLATFORMS = {
         "module_file": "{mods}/{module}.load",
         "mpm": "mpm_event_module",
         "cgi_runs_as_owner": False,
+        "requests_run_as_owner": False,
         "modules": {},
         "traces": {},
         "not_applicable": {},
@@ -187,34 +204,22 @@ PLATFORMS = {
         "module_file": None,
         "mpm": "mpm_event_module",
         "cgi_runs_as_owner": False,
+        "requests_run_as_owner": False,
         "modules": {},
         "traces": {},
         "not_applicable": {
             "module_file_traces": "the httpd package's own conf.modules.d files load most modules whatever the mode",
         },
     },
-    # Hosts named `<mode>-cpsim`: Debian 12 laid out as cPanel's EasyApache 4
-    # (molecule/cpanel-sim/prepare.yml); the app belongs to the account acme
-    # and its site is an include inside the vhost cPanel generates.
-    "cpanel-sim": {
-        **_EA4_SIM,
-        "media": f"/home/acme/{APP}/media",
-        "sites": "/etc/apache2/conf.d/userdata/std/2_4/acme/acme.test",
-        "site_file": "/etc/apache2/conf.d/userdata/std/2_4/acme/acme.test/{name}.conf",
-        "traces": {},
-        "not_applicable": {
-            "account_path": "root deploys on this host: the account path's checks are for hosts named `*-cpacct`",
-            "module_file_traces": (
-                "the EA4 profile owns conf.modules.d: proxy_fcgi and cgi are loaded by the profile whatever "
-                "the mode, so their files are no trace of a mode (test_sim_profile_module_files_stay checks "
-                "that they stay)"
-            ),
-            "default_site": (
-                "EA4 has no default-site file: its default vhost is generated into httpd.conf and must stay "
-                "(test_sim_site_is_included_inside_the_account_vhost checks the site's vhost instead)"
-            ),
-        },
-    },
+    # Hosts named `<mode>-cpitk`: Debian 12 laid out as cPanel's EasyApache 4
+    # (molecule/cpanel-sim/prepare.yml) with the identity switch of cPanel's
+    # default profile (mod_ruid2, here mpm-itk): Apache's children serve
+    # the account's requests as the account. The app belongs to the account
+    # acme and its site is an include inside the vhosts cPanel generates.
+    "cpanel-itk": {**_EA4_ROOT, "profile": "itk", "requests_run_as_owner": True},
+    # Hosts named `<mode>-cpsuexec`: the same with mod_suexec, which runs
+    # only CGI programs as the account; Apache's children stay nobody.
+    "cpanel-suexec": {**_EA4_ROOT, "profile": "suexec"},
     # Hosts named `<mode>-cpacct`: the same simulation, deployed by the
     # account acme itself, without root (`ansible_become: false`). The play
     # writes only into /home/acme: the code, virtualenv and data under
@@ -222,6 +227,7 @@ PLATFORMS = {
     # entry point in its cgi-bin and the site as a block in its .htaccess.
     "cpanel-account": {
         **_EA4_SIM,
+        "profile": "itk",
         "public": "/home/acme/public_html",
         "media": "/home/acme/public_html/media",
         "static": "/home/acme/public_html/static",
@@ -252,8 +258,9 @@ PLATFORMS = {
     },
 }
 
-SIM_SUFFIX = "-cpsim"
-ACCOUNT_SUFFIX = "-cpacct"
+# Host name suffix -> the row of the hosts named so, whatever their
+# distribution.
+SUFFIXES = {"-cpitk": "cpanel-itk", "-cpsuexec": "cpanel-suexec", "-cpacct": "cpanel-account"}
 
 
 # Scenarios whose hosts serve two modes run a side effect between two
@@ -299,12 +306,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 def platform_row(name):
-    """The row of a host named `name`, where its name decides it: the
-    simulation's for `*-cpsim`, the account path's for `*-cpacct`."""
-    if name.endswith(SIM_SUFFIX):
-        return PLATFORMS["cpanel-sim"]
-    if name.endswith(ACCOUNT_SUFFIX):
-        return PLATFORMS["cpanel-account"]
+    """The row of a host named `name`, where its name decides it (SUFFIXES)."""
+    for suffix, row in SUFFIXES.items():
+        if name.endswith(suffix):
+            return PLATFORMS[row]
     return None
 
 
@@ -313,8 +318,8 @@ EL_DISTRIBUTIONS = {"centos", "almalinux", "rocky", "redhat", "rhel", "ol", "clo
 
 
 def platform_of(host):
-    """The host's row: the simulation's for hosts named `*-cpsim` or
-    `*-cpacct`, whatever their distribution, otherwise the distribution's
+    """The host's row: the simulation's for hosts named as SUFFIXES says,
+    whatever their distribution, otherwise the distribution's
     (the EL family shares one)."""
     distribution = host.system_info.distribution
     return (
@@ -340,12 +345,20 @@ def module_of(mode, platform):
     return platform["modules"].get(mode, MODES[mode]["module"])
 
 
+MODE_TABLE = yaml.safe_load((PROJECT / "playbooks/vars/modes.yml").read_text())["site__modes"]
+
+
 def runs_as(mode, platform):
-    """The user the mode runs the app as on the platform."""
-    row = MODES[mode]
-    if row["runs_as"] == "app" or (row.get("cgi") and platform["cgi_runs_as_owner"]):
-        return platform["app_user"]
-    return platform["user"]
+    """The user the mode runs the app as on the platform, by the mode
+    table's `runs_as`: the app's user, or Apache's child or CGI program,
+    which is the site's owner where the platform switches to it."""
+    who = MODE_TABLE[mode]["runs_as"]
+    as_owner = (
+        who == "app"
+        or (who == "cgi" and platform["cgi_runs_as_owner"])
+        or (who == "apache" and platform["requests_run_as_owner"])
+    )
+    return platform["app_user"] if as_owner else platform["user"]
 
 
 def running(host, pattern):
@@ -375,10 +388,12 @@ def address_of(host, platform):
     return address
 
 
-def curl_prefix(host, platform, scheme="http", name=None):
+def curl_prefix(host, platform, scheme=None, name=None):
     """A curl command line up to the path: the site's name in the URL, so
     that it goes in Host and, over HTTPS, in SNI, and --connect-to the
-    address its vhost answers on. `name` is another site of the host."""
+    address its vhost answers on; the scheme is the row's unless named.
+    `name` is another site of the host."""
+    scheme = scheme or platform.get("scheme", "http")
     name = name or platform["server_name"]
     insecure = "-k " if scheme == "https" else ""
     return f"curl -sS --max-time 60 {insecure}--connect-to ::{address_of(host, platform)}: {scheme}://{name}"
@@ -388,13 +403,18 @@ class Site:
     """Talks HTTP (or HTTPS) to the site from inside the host, through
     Apache, as a visitor reaches it."""
 
-    def __init__(self, host, tmp, scheme="http", name=None):
+    def __init__(self, host, tmp, scheme=None, name=None):
+        platform = platform_of(host)
         self.host = host
         self.jar = f"{tmp}/cookies"
-        self.prefix = curl_prefix(host, platform_of(host), scheme, name)
+        self.scheme = scheme or platform.get("scheme", "http")
+        self.name = name or platform["server_name"]
+        self.prefix = curl_prefix(host, platform, self.scheme, self.name)
 
     def curl(self, path, *args):
-        extra = " ".join(shlex.quote(arg) for arg in ("-b", self.jar, "-c", self.jar, *args))
+        # Django checks the Referer of a form posted over HTTPS.
+        referer = f"{self.scheme}://{self.name}{path}"
+        extra = " ".join(shlex.quote(arg) for arg in ("-e", referer, "-b", self.jar, "-c", self.jar, *args))
         return self.host.check_output(f"{self.prefix}{shlex.quote(path)} {extra}")
 
     def get(self, path, *args):

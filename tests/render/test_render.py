@@ -2,7 +2,7 @@
 rendered by the roles' own entry points and checked by a real Apache.
 
 One podman container per platform and mode (localhost/vps-render:12, built
-by scripts/render-image.sh), laid out like the platform
+by scripts/tool-image.sh render), laid out like the platform
 (tests/render/layouts), runs tests/render/render.yml in a single
 ansible-playbook run. The apache role configtests every file it writes with
 the container's Apache behind the platform's apachectl. A few more hosts
@@ -111,7 +111,7 @@ def _podman(env, *args, check=True, stdin=None, text=True):
 def _images(env):
     if _podman(env, "image", "exists", BASE_IMAGE, check=False).returncode != 0:
         subprocess.run(["scripts/build-image.sh", "12"], cwd=ROOT, env=env, check=True)
-    subprocess.run(["scripts/render-image.sh"], cwd=ROOT, env=env, check=True)
+    subprocess.run(["scripts/tool-image.sh", "render"], cwd=ROOT, env=env, check=True)
 
 
 class Host:
@@ -319,10 +319,13 @@ def test_the_roles_render_a_configuration_apache_accepts(rendered, platform, mod
         ssl = _read(host, CPANEL_SSL)
         assert "WSGIDaemonProcess" not in ssl, "the daemon group is defined once, in the std vhost"
         httpd_conf = _read(host, "etc/apache2/conf/httpd.conf")
-        vhost = re.search(r"<VirtualHost \*:80>\n\s+ServerName acme\.test\n.*?</VirtualHost>", httpd_conf, re.DOTALL)
-        assert vhost, httpd_conf
-        include = 'Include "/etc/apache2/conf.d/userdata/std/2_4/acme/acme.test/*.conf"'
-        assert include in vhost.group(0), vhost.group(0)
+        # cPanel binds the account's vhosts to its address (the userdata's).
+        for port, variant in ((80, "std"), (443, "ssl")):
+            bound = rf"<VirtualHost 192\.0\.2\.10:{port}>\n\s+ServerName acme\.test\n.*?</VirtualHost>"
+            vhost = re.search(bound, httpd_conf, re.DOTALL)
+            assert vhost, httpd_conf
+            include = f'Include "/etc/apache2/conf.d/userdata/{variant}/2_4/acme/acme.test/*.conf"'
+            assert include in vhost.group(0), vhost.group(0)
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)

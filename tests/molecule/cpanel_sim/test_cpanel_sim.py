@@ -1,21 +1,23 @@
 """Checks that only the cPanel EA4 layout SIMULATION (scenario cpanel-sim,
-hosts `*-cpsim` and `*-cpacct`) has: the app's site must reach Apache the
+hosts `*-cpitk`, `*-cpsuexec` and `*-cpacct`) has: the app's site must reach Apache the
 way it does on cPanel, as an include inside the vhosts cPanel generates for
 the account's domain (bound to the account's IP), with httpd.conf left to
 cPanel; Apache runs as nobody and must not be able to change the account's
 code; the simulated EA4 profile (molecule/cpanel-sim/prepare.yml) stays as
 it was laid out. The shared tests in ../site cover the rest through the
-PLATFORMS rows `cpanel-sim` and `cpanel-account`; test_sim_account.py the
-account's deployment without root."""
+PLATFORMS rows `cpanel-itk`, `cpanel-suexec` and `cpanel-account`;
+test_sim_account.py the account's deployment without root."""
 
 import re
 
 import pytest
+import testinfra
 import yaml
-from conftest import APP, PLATFORMS, PROJECT, not_applicable, platform_of
+from conftest import APP, PLATFORMS, PROJECT, converge, inventory_hosts, not_applicable, platform_of
 
-SIM = PLATFORMS["cpanel-sim"]
-SIM_ROWS = (SIM, PLATFORMS["cpanel-account"])
+# What the rows of root's deploys share (paths, names, Apache's user).
+SIM = PLATFORMS["cpanel-itk"]
+SIM_ROWS = (SIM, PLATFORMS["cpanel-suexec"], PLATFORMS["cpanel-account"])
 HTTPD_CONF = "/etc/apache2/conf/httpd.conf"
 REBUILD = "/usr/local/cpanel/scripts/rebuildhttpdconf"
 MARKER = "/etc/cpanel/ea4/SIMULATION"
@@ -197,3 +199,26 @@ def test_sim_debian_apache_package_is_not_installed(host):
     assert host.run("dpkg -s apache2").rc != 0
     assert not host.file("/etc/apache2/apache2.conf").exists
     assert not host.service("apache2").is_enabled
+
+
+@pytest.mark.before_switch
+def test_sim_fcgid_is_refused_under_the_default_profile_before_anything_changes():
+    """cPanel's default profile (mod_ruid2; mpm-itk here) conflicts with
+    mod_fcgid: asked for fcgid, the play stops before it changes anything,
+    says why and what to pick, and the site keeps serving."""
+    names = [name for name in inventory_hosts() if platform_of(testinfra.get_host(f"podman://{name}")) is SIM]
+    if not names:
+        pytest.skip("not applicable here: no host of this scenario simulates the default profile with root")
+    name = names[0]
+    host = testinfra.get_host(f"podman://{name}")
+    site_file = SIM["site_file"].format(name=APP)
+    before = host.file(site_file).content_string
+    result = converge(name, "wsgi_deployment_mode=fcgid")
+    words = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr).split())
+    assert result.returncode != 0, words[-3000:]
+    assert "wsgi_deployment_mode=fcgid cannot run on this server" in words, words[-3000:]
+    assert "conflicts with ea-apache24-mod_ruid2 and ea-apache24-mod_mpm_itk" in words, words[-3000:]
+    assert "pick daemon, fastcgi, cgi or relay" in words, words[-3000:]
+    assert re.search(rf"{re.escape(name)}\s*:.*\bchanged=0\b.*\bfailed=1\b", words), words[-3000:]
+    assert host.file(site_file).content_string == before
+    assert "fcgid_module" not in host.check_output(f"{SIM['ctl']} -M")

@@ -156,6 +156,7 @@ def test_sim_account_uploads_are_served_never_run(account, site):
     assert "ran-$((6*7))" in body and "ran-42" not in body, body
 
 
+@pytest.mark.before_switch
 def test_sim_account_refuses_a_mode_that_needs_root():
     """The account asks for daemon: the play stops before it changes
     anything, naming the modes an account can use, and the site keeps
@@ -179,3 +180,28 @@ def test_sim_account_refuses_a_mode_that_needs_root():
         assert h.file(HTACCESS).content_string == before
         served = json.loads(h.check_output(f"{curl_prefix(h, ACCOUNT)}/served-by/"))
         assert served["wsgate_front_end"] == "relay", served
+
+
+@pytest.mark.before_switch
+def test_sim_an_account_without_the_cgi_privilege_is_refused_before_anything_changes():
+    """The account `nocgi`'s package has no CGI privilege (userdata hascgi 0:
+    its vhost runs no CGI), and without root the app runs only as CGI: the
+    play asks Apache with a probe it removes again, stops, and says what to
+    ask the admin for; the account's home is as it was."""
+    names = [name for name in inventory_hosts() if platform_of(testinfra.get_host(f"podman://{name}")) is ACCOUNT]
+    if not names:
+        pytest.skip("no host here is deployed by an account")
+    for name in names:
+        h = testinfra.get_host(f"podman://{name}")
+        # Every path, and each file's size and time (the probe's directory
+        # changes its own time, which is no change to what it holds).
+        listing = "find /home/nocgi -type f -printf '%p %s %T@\\n' -o -printf '%p\\n' | sort"
+        before = h.check_output(listing)
+        result = converge(name, "ansible_user=nocgi", "cpanel__domain=nocgi.test", "django__server_name=nocgi.test")
+        output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+        words = " ".join(output.split())
+        assert result.returncode != 0, output[-3000:]
+        assert "nocgi may not run CGI programs on nocgi.test" in words, output[-3000:]
+        assert "CGI Privilege" in words and "Nothing was changed" in words, output[-3000:]
+        assert re.search(rf"{re.escape(name)}\s*:.*\bchanged=0\b.*\bfailed=1\b", output), output[-3000:]
+        assert h.check_output(listing) == before

@@ -1,7 +1,7 @@
 """Verify each converged container of the `modes` and `cpanel-sim` scenarios:
 Apache, the sample app through Apache, and the proof of the mode that served
 it. Driven by the MODES and PLATFORMS tables; the mode comes from the host's
-name, the platform from its name (`*-cpsim`, `*-cpacct`) or its
+name, the platform from its name (`*-cpitk`, `*-cpsuexec`, `*-cpacct`) or its
 distribution."""
 
 import hashlib
@@ -131,7 +131,7 @@ def test_upload_of_20_mb_is_stored_and_served_back(host, site):
     assert re.search(rf'id="upload-sha256"[^>]*>\s*{digest}', page), page[:2000]
     assert re.search(r'id="upload-size"[^>]*>\s*20971520\b', page), page[:2000]
     name = re.search(r'id="upload-name"[^>]*>\s*([^<\s]+)', page).group(1)
-    served = host.check_output(f"{curl_prefix(host, platform_of(host))}/media/{name} | sha256sum").split()[0]
+    served = host.check_output(f"{site.prefix}/media/{name} | sha256sum").split()[0]
     assert served == digest
     host.run(f"rm -f {upload}")
 
@@ -142,11 +142,15 @@ def test_authorization_header_reaches_django(site):
     assert served["authorization_sha256"] == hashlib.sha256(credentials.encode()).hexdigest()
 
 
-def test_domain_validation_files_are_served_from_the_document_root(host, site):
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_domain_validation_files_are_served_from_the_document_root(host, scheme):
     """What a certificate authority asks for (AutoSSL's and Sectigo's DCV,
     ACME's HTTP-01) is the document root's file, whatever the mode maps /
-    to, and it is not redirected."""
+    to, and plain HTTP does not redirect it."""
     platform = platform_of(host)
+    if scheme == "https" and platform.get("scheme") != "https":
+        pytest.skip("not applicable here: the site has no HTTPS on this platform's hosts")
+    site = Site(host, host.check_output("mktemp -d"), scheme=scheme)
     token = uuid.uuid4().hex
     directory = f"{platform['document_root']}/.well-known/pki-validation"
     host.check_output(f"mkdir -p {directory} && printf %s {token} > {directory}/{token}.txt")
@@ -157,17 +161,15 @@ def test_domain_validation_files_are_served_from_the_document_root(host, site):
         host.run(f"rm -f {directory}/{token}.txt")
 
 
-def test_https_serves_the_app(host):
-    """Where the platform's row says the site has HTTPS: the app, its static
-    files and the proof of the mode over TLS, from the vhost the site's name
-    reaches in SNI."""
+def test_plain_http_goes_to_https_where_the_site_has_it(host):
+    """Where the platform's row serves the site over HTTPS, plain HTTP
+    answers with a redirect to the same path there."""
     platform = platform_of(host)
-    if not platform.get("https"):
+    if platform.get("scheme") != "https":
         pytest.skip("not applicable here: the site has no HTTPS on this platform's hosts")
-    tls = Site(host, host.check_output("mktemp -d"), scheme="https")
-    assert "Django sample app" in tls.get("/")
-    assert tls.status("/static/notes/style.css") == 200
-    assert tls.json("/served-by/")["user"] == runs_as(mode_of(host), platform)
+    status, headers = Site(host, host.check_output("mktemp -d"), scheme="http").headers("/notes/")
+    assert status in (301, 302), (status, headers)
+    assert headers["location"] == f"https://{platform['server_name']}/notes/", headers
 
 
 def test_served_by_proves_the_mode(host, site):

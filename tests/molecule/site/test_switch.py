@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from conftest import APP, MODES, Site, converge, host_vars, inventory_hosts, platform_of
+from conftest import APP, Site, converge, host_vars, inventory_hosts, platform_of, runs_as
 
 pytestmark = pytest.mark.after_switch
 
@@ -44,8 +44,12 @@ def test_no_write_failed_for_lack_of_permission_during_the_switch(host):
     assert counts.get("500", 0) == 0, (counts, errors_logged(host))
 
 
-def runs_as(host, mode, app):
-    return platform_of(host)["user"] if MODES[mode]["runs_as"] == "apache" else app
+def runs_as_app(host, mode, app):
+    """Who runs `app` in `mode`: its own user where the mode runs it as the
+    app's user, otherwise Apache's."""
+    platform = platform_of(host)
+    user = runs_as(mode, platform)
+    return app if user == platform["app_user"] else user
 
 
 def answers_of(host, name, count=10):
@@ -72,11 +76,11 @@ def test_a_second_app_joins_in_the_same_mode_then_in_another(whole_scenario):
             for answer in answers_of(host, "second.test"):
                 assert answer["allowed_hosts"] == ["second.test"]
                 assert answer["media_root"] == f"/srv/{SECOND}/media"
-                assert answer["user"] == runs_as(host, mode, SECOND)
+                assert answer["user"] == runs_as_app(host, mode, SECOND)
             for answer in answers_of(host, None):
                 assert "vps.test" in answer["allowed_hosts"]
                 assert answer["media_root"] == f"/srv/{APP}/media"
-                assert answer["user"] == runs_as(host, first, APP)
+                assert answer["user"] == runs_as_app(host, first, APP)
                 if first == "embedded":
                     assert answer["mod_wsgi_application_group"] == APP
             if "embedded" in (first, mode):

@@ -5,8 +5,9 @@
 # stand-in, the httpd and apachectl wrappers, the SIMULATION note) and its
 # profile's modules (cpsim_modules in molecule/cpanel-sim/prepare.yml),
 # which tests/render/test_render.py copies to cpsim/ here. root/ holds the
-# account's userdata and a conf.d file. No systemd, suexec setup or SSL
-# vhost: a render needs only what configtest reads.
+# account's userdata (the HTTP and the SSL vhost of its domain) and a conf.d
+# file. No systemd or suexec setup: a render needs only what configtest
+# reads.
 # Usage: sh setup.sh <mode>
 set -eu
 layout=$(cd "$(dirname "$0")" && pwd)
@@ -65,6 +66,16 @@ chmod 0750 /home/acme/public_html
 chown root:acme /var/cpanel/userdata/acme /var/cpanel/userdata/acme/*
 chmod 0750 /var/cpanel/userdata/acme
 chmod 0640 /var/cpanel/userdata/acme/*
+echo 192.0.2.10 > /var/cpanel/mainip
+
+# The server's own certificate and the domain's, self-signed, as cPanel's
+# installation and AutoSSL would have put them: the SSL vhosts name them.
+mkdir -p /var/cpanel/ssl/cpanel /var/cpanel/ssl/apache_tls/acme.test
+for pem in /var/cpanel/ssl/cpanel/mycpanel.pem /var/cpanel/ssl/apache_tls/acme.test/combined; do
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=acme.test -keyout "$pem.key" -out "$pem.crt" 2>/dev/null
+  cat "$pem.key" "$pem.crt" > "$pem"
+  rm -f "$pem.key" "$pem.crt"
+done
 
 /usr/local/cpanel/scripts/rebuildhttpdconf
 /usr/sbin/apachectl -t
