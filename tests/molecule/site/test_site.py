@@ -233,6 +233,13 @@ def test_nothing_root_loads_or_runs_can_be_changed_by_another_user(host):
     ran = root_commands(host)
     if applies(platform, "root_commands"):
         assert ran, "the log has no program this host's plays ran as root"
+    # Nothing Apache needs to start lies in a home directory either: an
+    # account's removal (cPanel's removeacct deletes its home) never stops
+    # the next start. Its configuration files, and what it has loaded.
+    included = {line.strip() for line in host.check_output(f"{platform['ctl']} -t -D DUMP_INCLUDES").splitlines()}
+    included = {word for line in included for word in line.split() if word.startswith("/")}
+    in_homes = sorted(path for path in loaded | included if path.startswith("/home/"))
+    assert not in_homes, f"Apache needs these to start, and they are in a home directory: {in_homes}"
     remote = "/root/writable-check"
     copy_scripts(host, remote, WRITABLE)
     names = " ".join(shlex.quote(path) for path in sorted(loaded | ran))
