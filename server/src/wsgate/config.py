@@ -276,6 +276,16 @@ FASTCGI_OPTIONS = [
         "SECONDS",
     ),
     Option(
+        "keep-timeout",
+        _seconds,
+        10.0,
+        "a stopping worker hands its kept connections (mod_proxy_fcgi enablereuse=on) to the "
+        "others; when there are none (the whole daemon stops) it serves them on until the web "
+        "server closes them or they have been idle this long. Set it above the ttl= of Apache's "
+        "ProxyPass, after which Apache uses an idle connection no more.",
+        "SECONDS",
+    ),
+    Option(
         "pidfile",
         _text,
         None,
