@@ -24,7 +24,9 @@ import pytest
 from it_setup import DAEMON_WORKERS, make_frontend
 
 PATIENCE = 60.0
-RELOADS = int(os.environ.get("WSGATE_IT_RELOADS", "3"))
+# Reloads per test. With enablereuse=on, ten reloads under 16 clients were enough
+# to lose requests when a stopping worker closed its kept connections itself.
+RELOADS = int(os.environ.get("WSGATE_IT_RELOADS", "10"))
 _COUNTER = itertools.count()
 
 
@@ -185,11 +187,11 @@ def test_relay_backend_reload(relay_frontend):
     assert wait_until(lambda: len(workers()) >= 1)
     with Load(fe, clients=4) as load:
         load.wait_for(20)
-        for _ in range(RELOADS):
+        for _ in range(3):
             newest = reload_and_wait(lambda: os.kill(master(), signal.SIGHUP), workers, load)
         since = time.monotonic()
         load.wait_for(20)
-    check(load, RELOADS, newest, since)
+    check(load, 3, newest, since)
 
 
 @pytest.fixture
@@ -208,8 +210,8 @@ def test_fcgid_apache_graceful_restart(fcgid_frontend):
 
     with Load(fe, clients=2, keepalive=False) as load:
         load.wait_for(50)
-        for _ in range(RELOADS):
+        for _ in range(3):
             newest = reload_and_wait(lambda: os.kill(apache.pid, signal.SIGUSR1), fcgid_processes, load)
         since = time.monotonic()
         load.wait_for(50)
-    check(load, RELOADS, newest, since)
+    check(load, 3, newest, since)
