@@ -4,6 +4,7 @@ import socket
 
 HANDED = b"H"  # connections handed over, to be served on
 RETURNED = b"R"  # connections nobody else will serve: the sender keeps them
+TAKEN = b"T"  # to the sender: so many of its connections were passed on ("T12")
 MAX_FDS = 64  # connections per message (the kernel allows 253)
 
 
@@ -24,7 +25,7 @@ def send_connections(channel, fds, kind=HANDED):
 
 
 def receive_connections(channel):
-    """(messages, open): the (kind, fds) of each message waiting on a non-blocking
+    """(messages, open): the (data, fds) of each message waiting on a non-blocking
     channel, and whether the peer may send more (False once it closed its end).
 
     A peer that closes with messages of ours unread makes the next read fail
@@ -44,4 +45,12 @@ def receive_connections(channel):
             continue
         if not data and not fds:
             return messages, False
-        messages.append((data[:1] or HANDED, fds))
+        messages.append((data, fds))
+
+
+def taken(count):
+    return TAKEN + str(count).encode()
+
+
+def taken_count(data):
+    return int(data[len(TAKEN) :] or 0)

@@ -21,7 +21,7 @@ import socket
 import time
 
 from . import log
-from .handover import RETURNED, receive_connections, send_connections
+from .handover import RETURNED, receive_connections, send_connections, taken
 from .scoreboard import READY, STOPPING, Scoreboard, Slot
 
 EXIT_BOOT_FAILURE = 3
@@ -186,6 +186,15 @@ class Supervisor:
 
     # -- connections handed over ---------------------------------------------
 
+    def _tell_taken(self, sender, count):
+        """The sender waits for its connections to be taken (or returned) before it exits."""
+        worker = self.workers.get(sender)
+        if worker is not None and worker.channel is not None:
+            try:
+                worker.channel.send(taken(count))
+            except OSError:
+                pass
+
     def _collect(self, worker):
         messages, still_open = receive_connections(worker.channel)
         for _, fds in messages:
@@ -213,6 +222,8 @@ class Supervisor:
                 sent, _ = send_connections(targets[self.next_receiver].channel, fds)
                 _close_all(fds[:sent])
                 fds = fds[sent:]
+                if sent:
+                    self._tell_taken(sender, sent)
                 if not fds:
                     continue
             # While fewer than --workers serve, _fill starts more.

@@ -40,7 +40,7 @@ import time
 from . import log
 from . import protocol as p
 from .connection import Connection, run_request
-from .handover import RETURNED, receive_connections, send_connections
+from .handover import HANDED, RETURNED, TAKEN, receive_connections, send_connections, taken_count
 from .scoreboard import READY, STOPPING
 
 TICK = 0.25
@@ -99,6 +99,9 @@ class Worker:
         self.lifeline = lifeline
         # Our end of the socket pair with the master; None once it is gone.
         self.channel = channel
+        # Connections sent to the master that it has not yet passed on or returned:
+        # the worker is not drained until they are somewhere.
+        self.in_transit = 0
         self.keep_timeout = keep_timeout
         # Guards the bookkeeping below; never held while a request runs.
         self.lock = threading.Lock()
@@ -155,12 +158,12 @@ class Worker:
                 self._drain(self.wake_r)
             if self.channel is not None and channel_fd in readable and not self._adopt():
                 watched.unregister(channel_fd)
-                self.channel = None
+                self._lose_master()
             if self.lifeline in readable:
                 # The master is gone: let a new one bind the socket, and
                 # finish what was accepted here.
                 watched.unregister(self.lifeline)
-                self.channel = None
+                self._lose_master()
                 self.stop("master went away")
             if self.stop_requested:
                 self.stop("SIGTERM")
@@ -231,9 +234,20 @@ class Worker:
         return timeout
 
     def _drained(self):
-        """Nothing left to answer: every connection we accepted is closed."""
+        """Nothing left to answer: every connection we accepted is closed or with another worker."""
         with self.lock:
-            return not self.connections and not (set(self.running.values()) - self.expired) and not self.pending
+            return (
+                not self.connections
+                and not self.in_transit
+                and not (set(self.running.values()) - self.expired)
+                and not self.pending
+            )
+
+    def _lose_master(self):
+        # What was in transit is gone with it; nothing will come back.
+        with self.lock:
+            self.channel = None
+            self.in_transit = 0
 
     def _publish(self, state=None):
         if self.slot is not None:
@@ -387,19 +401,30 @@ class Worker:
                     self.poller.unregister(conn.fileno())
                     conn.registered = False
         channel = self.channel
+        with self.lock:
+            # Counted before they go: the master may pass them on and say so at once.
+            self.in_transit += len(conns)
         sent, later = send_connections(channel, [c.fileno() for c in conns]) if channel else (0, False)
+        with self.lock:
+            self.in_transit -= len(conns) - sent
         for conn in conns[:sent]:
             self._close(conn)
         if sent < len(conns):
             if not later:
                 log.warn("cannot hand %d kept connections to the master; serving them here", len(conns) - sent)
-                self.channel = None
+                self._lose_master()
             self._keep(conns[sent:], reset=False)
 
     def _adopt(self):
         """Take the connections the master sent; False once the master is gone."""
         messages, still_open = receive_connections(self.channel)
-        for kind, fds in messages:
+        for data, fds in messages:
+            kind = data[:1]
+            with self.lock:
+                if kind == TAKEN:
+                    self.in_transit -= taken_count(data)
+                elif kind == RETURNED:
+                    self.in_transit -= len(fds)
             conns = []
             for fd in fds:
                 try:
@@ -408,7 +433,7 @@ class Worker:
                     os.close(fd)
             for conn in conns:
                 # Ours to keep when nobody else will serve it.
-                conn.movable = kind != RETURNED
+                conn.movable = kind == HANDED
             self._keep(conns)
         return still_open
 

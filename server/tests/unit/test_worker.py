@@ -91,6 +91,7 @@ def master_end(stepped):
     """The master's end of the worker's channel."""
     worker = stepped[0]
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    theirs.setblocking(False)
     worker.channel = theirs
     yield ours
     ours.close()
@@ -112,9 +113,12 @@ def test_stopping_hands_over_an_idle_parked_connection(stepped, master_end):
     assert answered(read_reply(peer))
     worker.stop("test")
     worker._release_idle(conn.last_active)
-    assert conn.closed and worker._drained()
+    assert conn.closed and not worker._drained()  # not before the master has passed it on
     # the same connection, open: what the peer sends next reaches whoever took it
     taken = handed(master_end)
+    master_end.send(b"T1")
+    worker._adopt()
+    assert worker._drained()
     peer.sendall(request_bytes("/two"))
     taken.settimeout(PATIENCE)
     assert taken.recv(65536).startswith(p.encode_begin_request(1, flags=p.KEEP_CONN))
@@ -148,8 +152,35 @@ def test_stopping_hands_over_a_connection_once_its_answer_is_sent(stepped, maste
     thread.join(5)
     assert answered(read_reply(peer))
     # the thread itself hands it over after the answer
-    assert conn.closed and worker._drained()
+    assert conn.closed and not worker._drained()
     handed(master_end).close()
+    master_end.send(b"T1")
+    worker._adopt()
+    assert worker._drained()
+
+
+def test_connections_nobody_takes_come_back_to_stay(stepped, master_end):
+    worker, conn, peer = stepped
+    peer.sendall(request_bytes("/one"))
+    worker._drive(conn, fresh=True)
+    assert answered(read_reply(peer))
+    worker.stop("test")
+    worker._release_idle(conn.last_active)
+    taken = handed(master_end)
+    socket.send_fds(master_end, [b"R"], [taken.fileno()])
+    taken.close()
+    worker._adopt()
+    assert not worker._drained()
+    (back,) = worker.connections.values()
+    assert not back.movable and back.parked
+    # served here from now on, not handed over again
+    peer.sendall(request_bytes("/two"))
+    assert claim_next(worker) is back
+    worker._drive(back)
+    assert answered(read_reply(peer)) and back.parked
+    worker._release_idle(back.last_active)
+    assert not back.closed
+    back.close()
 
 
 def test_stopping_alone_serves_a_kept_connection_until_idle_past_keep_timeout(stepped):
