@@ -229,6 +229,11 @@ def prepare(res: Result, apache: h.Apache, args, lua: Path, cgi: bool) -> None:
     warm_up(apache.port, 4 if cgi else 200)
     if not cgi:
         run_wrk(apache.port, res.connections, args.warmup, lua)
+    if res.key.startswith("fcgid"):
+        # mod_fcgid starts its processes one request at a time, and throttles that
+        # (FcgidSpawnScoreUpLimit): load until it has started what it will.
+        for _ in range(args.fcgid_warmups):
+            run_wrk(apache.port, res.connections, args.warmup, lua)
 
 
 def measure_round(res: Result, apache: h.Apache, app_pids, args, lua: Path) -> None:
@@ -292,6 +297,7 @@ class Bench:
         self.env = h.app_env(self.project, {"PYTHONPATH": str(self.project)})
         self.results: list[Result] = []
         self.pending: list = []
+        self.floor: list[float] = []
 
     @staticmethod
     def requirements() -> list[str]:
@@ -305,9 +311,10 @@ class Bench:
         """Register a setup; run_group() measures the setups of a group with interleaved rounds."""
         self.pending.append((key, label, group, setup))
 
-    def run_group(self) -> None:
+    def run_group(self, floor: bool = False) -> None:
         """Start every registered setup (each its own Apache and backend), then run the rounds
-        round-robin across them, so that drift in the machine's load hits all of them alike."""
+        round-robin across them, so that drift in the machine's load hits all of them alike.
+        With floor, each round also measures the view's CPU cost in-process, without a server."""
         cases, self.pending = self.pending, []
         live = []
         cleanup: list = []
@@ -328,7 +335,7 @@ class Bench:
             except Exception as exc:  # keep going with the other cases
                 self._failed(res, exc, workdir)
         try:
-            self._rounds(live)
+            self._rounds(live, floor)
             for res, apache, _, _ in live:
                 if res.errors:
                     res.note = top_error(apache)
@@ -340,9 +347,24 @@ class Bench:
                     print(f"   cleanup: {exc}", flush=True)
         self._summary(live)
 
-    def _rounds(self, live) -> None:
+    def measure_floor(self) -> float:
+        """CPU µs per call of the view in-process in a loop (peers/inprocess_floor.py)."""
+        out = subprocess.run(
+            [self.py(), str(self.peers / "inprocess_floor.py"), str(self.args.floor_calls)],
+            env={"PATH": "/usr/bin:/bin", **self.env},
+            cwd=str(self.project),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return float(out.split()[-1])
+
+    def _rounds(self, live, floor=False) -> None:
         if True:
             for rnd in range(self.args.rounds):
+                if floor and (not self.args.only or "floor" in self.args.only):
+                    self.floor.append(self.measure_floor())
+                    print(f"   round {rnd + 1} in-process floor: {self.floor[-1]:.1f} us CPU/request", flush=True)
                 for res, apache, app_pids, workdir in live:
                     if res.error:
                         continue
@@ -390,20 +412,123 @@ class Bench:
 
     # FastCGI daemons ------------------------------------------------------
 
-    def fastcgi_case(self, key, label, argv_for_sock, reuse=False):
+    def fastcgi_case(self, key, label, argv_for_sock, reuse=False, conf=None, env=None):
+        """A daemon on a unix socket behind Apache; conf(sock) gives Apache's (modules, body),
+        by default mod_proxy_fcgi through SetHandler."""
+
         def setup(workdir, cleanup):
             sockdir = h.make_dir(workdir / "sock", owned_by_run_user=True)
             sock = sockdir / "app.sock"
-            backend = h.Backend(argv_for_sock(sock), workdir / "backend.log", env=self.env, cwd=self.project)
+            backend = h.Backend(
+                argv_for_sock(sock), workdir / "backend.log", env={**self.env, **(env or {})}, cwd=self.project
+            )
             cleanup.append(backend.stop)
             h.wait_for_unix_socket(sock, 60, alive=backend.alive)
-            modules, body = h.conf_proxy_fcgi(sock, variant="sethandler", reuse=reuse, flush=False)
+            if conf is None:
+                modules, body = h.conf_proxy_fcgi(sock, variant="sethandler", reuse=reuse, flush=False)
+            else:
+                modules, body = conf(sock)
             apache = h.Apache(workdir / "apache", body, modules)
             cleanup.append(apache.stop)
             apache.start()
             return apache, lambda: [backend.pid, *h.descendants(backend.pid)], ""
 
         return self.run_case(key, label, "fastcgi", setup)
+
+    # uWSGI and gunicorn: the servers users pick instead -------------------------
+
+    def uwsgi_argv(self, sock, protocol):
+        """uWSGI as its docs run a threaded Django: master, processes x threads, thunder-lock."""
+        return [
+            str(self.venv / "bin" / "uwsgi"),
+            "--fastcgi-socket" if protocol == "fastcgi" else "--socket",
+            str(sock),
+            "--chmod-socket=660",
+            "--master",
+            "--processes",
+            str(PROCESSES),
+            "--threads",
+            str(THREADS),
+            "--thunder-lock",
+            "--pythonpath",
+            str(self.project),
+            "--module",
+            h.APP_SPEC,
+            "--need-app",
+            "--disable-logging",
+            "--die-on-term",
+        ]
+
+    @staticmethod
+    def conf_uwsgi(sock):
+        # mod_proxy_uwsgi: PATH_INFO is what follows the target, SCRIPT_NAME the rest.
+        body = f"""ProxyPass "{h.MOUNT}" "unix:{sock}|uwsgi://localhost" retry=0 timeout=120
+"""
+        return ["proxy", "proxy_uwsgi"], body
+
+    def gunicorn_argv(self, sock):
+        return [
+            str(self.venv / "bin" / "gunicorn"),
+            "--worker-class",
+            "gthread",
+            "--workers",
+            str(PROCESSES),
+            "--threads",
+            str(THREADS),
+            "--bind",
+            f"unix:{sock}",
+            "--pythonpath",
+            str(self.project),
+            "--log-level",
+            "warning",
+            h.APP_SPEC,
+        ]
+
+    @staticmethod
+    def conf_proxy_http(sock):
+        # gunicorn keeps an idle connection 2 s (--keep-alive); Apache's ttl=1 drops
+        # its kept ones before that, so Apache never sends on one gunicorn is closing.
+        target = f"unix:{sock}|http://localhost{h.MOUNT}/"
+        body = f"""ProxyPass "{h.MOUNT}/" "{target}" retry=0 timeout=120 enablereuse=on ttl=1
+"""
+        return ["proxy", "proxy_http"], body
+
+    def peer_cases(self):
+        label = f"uWSGI {self.peer_version('pyuwsgi')} fastcgi ({PROCESSES}x{THREADS})"
+        self.fastcgi_case(
+            "uwsgi_fastcgi",
+            label,
+            lambda sock: self.uwsgi_argv(sock, "fastcgi"),
+        )
+        self.fastcgi_case(
+            "uwsgi_fastcgi_reuse",
+            f"{label}, enablereuse=on",
+            lambda sock: self.uwsgi_argv(sock, "fastcgi"),
+            reuse=True,
+        )
+        self.fastcgi_case(
+            "uwsgi_uwsgi",
+            f"uWSGI {self.peer_version('pyuwsgi')} uwsgi protocol, mod_proxy_uwsgi ({PROCESSES}x{THREADS})",
+            lambda sock: self.uwsgi_argv(sock, "uwsgi"),
+            conf=self.conf_uwsgi,
+        )
+        self.fastcgi_case(
+            "gunicorn",
+            f"gunicorn {self.peer_version('gunicorn')} gthread, mod_proxy_http ({PROCESSES}x{THREADS})",
+            self.gunicorn_argv,
+            conf=self.conf_proxy_http,
+            env={"SCRIPT_NAME": h.MOUNT},
+        )
+
+    def peer_version(self, name):
+        if not hasattr(self, "_versions"):
+            code = (
+                "import importlib.metadata as m, json\n"
+                "print(json.dumps({n: m.version(n) for n in ('pyuwsgi', 'gunicorn')}))"
+            )
+            out = subprocess.run([self.py(), "-c", code], capture_output=True, text=True, check=True).stdout
+            self._versions = json.loads(out)
+        return self._versions[name]
 
     def wsgate_fastcgi_argv(self, sock):
         return h.wsgate_argv(
@@ -441,6 +566,38 @@ class Bench:
             return apache, lambda: [], ""
 
         return self.run_case("mod_wsgi", f"mod_wsgi daemon ({PROCESSES}x{THREADS})", "fastcgi", setup)
+
+    def fcgid_case(self, key, label, max_processes):
+        """mod_fcgid spawning `wsgate fcgid`, configured as the wsgate role's site-fcgid.conf
+        does (mod_fcgid's defaults for everything the role does not set)."""
+
+        def setup(workdir, cleanup):
+            cgidir = h.make_dir(workdir / "cgi-bin")
+            wrapper = h.write_wrapper(cgidir / "app.fcgi", h.wsgate_argv(self.venv, "fcgid", self.project), self.env)
+            ipc = h.make_dir(workdir / "fcgid", owned_by_run_user=True)
+            body = f"""FcgidIPCDir "{ipc}"
+FcgidProcessTableFile "{ipc}/fcgid_shm"
+Alias "{h.MOUNT}" "{wrapper}"
+<Directory "{cgidir}">
+    Options +ExecCGI
+    <Files "{wrapper.name}">
+        SetHandler fcgid-script
+        Require all granted
+    </Files>
+</Directory>
+FcgidPassHeader Authorization
+FcgidMaxRequestLen 1073741824
+FcgidMaxRequestsPerProcess 0
+FcgidMaxProcessesPerClass {max_processes}
+FcgidIdleTimeout 300
+FcgidIOTimeout 60
+"""
+            apache = h.Apache(workdir / "apache", body, ["fcgid"])
+            cleanup.append(apache.stop)
+            apache.start()
+            return apache, lambda: [], ""
+
+        return self.run_case(key, label, "fastcgi", setup)
 
     # CGI family ---------------------------------------------------------------
 
@@ -524,7 +681,19 @@ class Bench:
             lambda sock: [self.py(), str(self.peers / "fcgisgi_prefork.py"), str(sock), str(PROCESSES), str(THREADS)],
         )
         self.mod_wsgi_case()
-        self.run_group()
+        self.peer_cases()
+        connections = self.args.connections
+        self.fcgid_case(
+            "fcgid",
+            f"wsgate fcgid, FcgidMaxProcessesPerClass 8 (the role's default), {connections} clients",
+            8,
+        )
+        self.fcgid_case(
+            "fcgid_matched",
+            f"wsgate fcgid, FcgidMaxProcessesPerClass {connections} (one per client)",
+            connections,
+        )
+        self.run_group(floor=True)
 
         def relay_args(workdir):
             relaydir = h.make_dir(workdir / "relay", owned_by_run_user=True)
@@ -650,7 +819,7 @@ def machine_info() -> dict:
 def versions(venv: Path) -> str:
     code = (
         "import importlib.metadata as m\n"
-        "print(', '.join(f'{n} {m.version(n)}' for n in ('wsgate','Django','flup','fcgisgi')))"
+        "print(', '.join(f'{n} {m.version(n)}' for n in ('wsgate','Django','flup','fcgisgi','pyuwsgi','gunicorn')))"
     )
     return subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True).stdout.strip()
 
@@ -662,7 +831,17 @@ def _overlap(a: Result, b: Result) -> str:
     return "ranges apart"
 
 
-def targets(results: dict[str, Result]) -> list[tuple[str, str, bool | None]]:
+UWSGI_KEYS = ("uwsgi_fastcgi", "uwsgi_fastcgi_reuse", "uwsgi_uwsgi")
+
+
+def above_floor(res: Result | None, floor: float | None) -> float | None:
+    """A server's CPU µs per request above the view's own in-process cost."""
+    if res is None or res.cpu_us is None or floor is None:
+        return None
+    return res.cpu_us - floor
+
+
+def targets(results: dict[str, Result], floor: float | None = None) -> list[tuple[str, str, bool | None]]:
     """(name, value, met) for each target, judged on the medians; "(info)" names carry no target."""
 
     def r(key):
@@ -683,15 +862,40 @@ def targets(results: dict[str, Result]) -> list[tuple[str, str, bool | None]]:
         if a is None or b is None:
             out.append((name, "n/a", None))
             return
-        out.append((name, f"{a.p99_ms:.1f} ms vs {b.p99_ms:.1f} ms", a.p99_ms <= factor * b.p99_ms))
+        text = f"{a.p99_ms:.1f} ms vs {b.p99_ms:.1f} ms ({b.label}), {a.p99_ms / b.p99_ms:.2f}x"
+        out.append((name, text, a.p99_ms <= factor * b.p99_ms))
 
-    plain, reuse, mw = r("wsgate_fastcgi"), r("wsgate_fastcgi_reuse"), r("mod_wsgi")
-    ratio("wsgate fastcgi, enablereuse=on >= 1.25x mod_wsgi daemon (req/s)", reuse, mw, 1.25)
-    ratio("wsgate fastcgi >= 1.0x mod_wsgi daemon (req/s)", plain, mw, 1.0)
-    p99("wsgate fastcgi, enablereuse=on p99 <= 1.1x mod_wsgi daemon p99", reuse, mw, 1.1)
-    p99("wsgate fastcgi p99 <= 1.1x mod_wsgi daemon p99", plain, mw, 1.1)
-    ratio("wsgate fastcgi >= 1.5x flup prefork (req/s)", plain, r("flup"), 1.5)
+    def cpu(name, a, b):
+        ca, cb = above_floor(a, floor), above_floor(b, floor)
+        if ca is None or cb is None:
+            out.append((name, "n/a", None))
+            return
+        out.append((name, f"{ca:.0f} vs {cb:.0f} µs/req above the floor ({b.label})", ca <= cb))
+
+    plain, reuse, mw, gun = r("wsgate_fastcgi"), r("wsgate_fastcgi_reuse"), r("mod_wsgi"), r("gunicorn")
+    uwsgis = [x for x in map(r, UWSGI_KEYS) if x is not None]
+    best_uwsgi = max(uwsgis, key=lambda x: x.rps) if uwsgis else None
+    leanest_uwsgi = min((x for x in uwsgis if x.cpu_us is not None), key=lambda x: x.cpu_us, default=None)
+    clean = [x for x in [mw, gun, *uwsgis] if x is not None and not x.errors]
+    best_p99 = min(clean, key=lambda x: x.p99_ms) if clean else None
+    ratio("wsgate fastcgi, enablereuse=on >= 1.1x the best uWSGI row (req/s)", reuse, best_uwsgi, 1.1)
+    ratio("wsgate fastcgi >= 1.0x uWSGI fastcgi (req/s)", plain, r("uwsgi_fastcgi"), 1.0)
+    cpu("wsgate fastcgi, enablereuse=on: CPU above the floor <= uWSGI's", reuse, leanest_uwsgi)
+    cpu("wsgate fastcgi: CPU above the floor <= uWSGI's", plain, leanest_uwsgi)
+    ratio("wsgate fastcgi, enablereuse=on >= 1.2x gunicorn (req/s)", reuse, gun, 1.2)
+    ratio("wsgate fastcgi, enablereuse=on >= 1.1x mod_wsgi daemon (req/s)", reuse, mw, 1.1)
+    p99(
+        "wsgate fastcgi, enablereuse=on p99 <= 1.2x the best p99 of mod_wsgi daemon, uWSGI, gunicorn "
+        "(rows without errors)",
+        reuse,
+        best_p99,
+        1.2,
+    )
     ratio("wsgate relay >= 0.8x the python -S CGI floor (req/s)", r("wsgate_relay"), r("cgi_floor_bare"), 0.8)
+    ratio("(info) wsgate fastcgi vs gunicorn (req/s)", plain, gun, 0.0)
+    ratio("(info) wsgate fastcgi vs mod_wsgi daemon (req/s)", plain, mw, 0.0)
+    ratio("(info) wsgate fastcgi vs flup prefork (req/s)", plain, r("flup"), 0.0)
+    ratio("(info) fcgid, one process per client vs the role's 8 (req/s)", r("fcgid_matched"), r("fcgid"), 0.0)
     ratio("(info) wsgate relay vs wsgiref CGI (req/s)", r("wsgate_relay"), r("wsgiref_cgi"), 0.0)
     ratio("(info) wsgate cgi vs wsgiref CGI (req/s)", r("wsgate_cgi"), r("wsgiref_cgi"), 0.0)
     ratio("(info) wsgate cgi vs the CGI floor that imports the app (req/s)", r("wsgate_cgi"), r("cgi_floor"), 0.0)
@@ -738,20 +942,32 @@ def render(bench: Bench, info: dict, tgt) -> str:
     )
     lines.append("")
     lines.append(
-        "| setup | ok req/s | range | p50 ms | p99 ms | errors | peak RSS MB (app) | switches/req | CPU µs/req |"
+        "| setup | ok req/s | range | p50 ms | p99 ms | errors | peak RSS MB (app) | switches/req | CPU µs/req "
+        "| above floor µs/req | vs mod_wsgi's |"
     )
-    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    floor = statistics.median(bench.floor) if bench.floor else None
+    mw = next((x for x in bench.results if x.key == "mod_wsgi" and x.rounds and not x.error), None)
+    mw_share = above_floor(mw, floor)
     for res in bench.results:
         if bench.args.only and res.key not in bench.args.only:
             continue
         if res.error or not res.rounds:
-            lines.append(f"| {res.label} | failed: {(res.error or 'no data')[:80]} | | | | | | | |")
+            lines.append(f"| {res.label} | failed: {(res.error or 'no data')[:80]} | | | | | | | | | |")
             continue
         switches = f"{res.switches:.1f}" if res.switches is not None else ""
         cpu = f"{res.cpu_us:.0f}" if res.cpu_us is not None else ""
+        share = above_floor(res, floor)
+        above = f"{share:.0f}" if share is not None else ""
+        vs = f"{share / mw_share:.2f}x" if share is not None and mw_share else ""
         lines.append(
             f"| {res.label} | {res.rps:.1f} | {res.rps_range} | {res.p50_ms:.1f} | {res.p99_ms:.1f} | {res.errors} | "
-            f"{res.peak_rss_kb / 1024:.0f} ({res.peak_app_rss_kb / 1024:.0f}) | {switches} | {cpu} |"
+            f"{res.peak_rss_kb / 1024:.0f} ({res.peak_app_rss_kb / 1024:.0f}) | {switches} | {cpu} | {above} | {vs} |"
+        )
+    if floor is not None:
+        lines.append(
+            f"| the view in-process, no server (floor) | | | | | | | | {floor:.0f} "
+            f"({min(bench.floor):.0f}\N{EN DASH}{max(bench.floor):.0f}) | 0 | |"
         )
     notes = [r for r in bench.results if r.note and not r.error]
     if notes:
@@ -816,10 +1032,20 @@ def main(argv=None) -> int:
     p.add_argument("--connections", type=int, default=16, help="wrk connections for daemons (16)")
     p.add_argument("--cgi-connections", type=int, default=4, help="wrk connections for CGI rows (4)")
     p.add_argument(
+        "--fcgid-warmups",
+        type=int,
+        default=5,
+        help="extra warm-up loads for the mod_fcgid rows, so that their processes are started before the rounds (5)",
+    )
+    p.add_argument(
+        "--floor-calls", type=int, default=20000, help="calls of the view per round for the in-process floor (20000)"
+    )
+    p.add_argument(
         "--only",
         nargs="*",
         help="only these setups (keys: wsgate_fastcgi "
-        "wsgate_fastcgi_reuse flup fcgisgi mod_wsgi wsgate_relay wsgate_cgi wsgiref_cgi cgi_floor_bare cgi_floor "
+        "wsgate_fastcgi_reuse flup fcgisgi mod_wsgi uwsgi_fastcgi uwsgi_fastcgi_reuse uwsgi_uwsgi gunicorn fcgid "
+        "fcgid_matched floor wsgate_relay wsgate_cgi wsgiref_cgi cgi_floor_bare cgi_floor "
         "cgi_floor_request; with --variants also wsgate_fastcgi_lf wsgate_fastcgi_lf_reuse)",
     )
     p.add_argument(
@@ -845,7 +1071,7 @@ def main(argv=None) -> int:
     bench.load_end = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     results = {r.key: r for r in bench.results}
     info = machine_info()
-    tgt = targets(results)
+    tgt = targets(results, statistics.median(bench.floor) if bench.floor else None)
     text = render(bench, info, tgt)
     print()
     print(text)

@@ -41,9 +41,10 @@ from wsgate import protocol as p
 from wsgate.cli import main as wsgate_main
 from wsgate.connection import Connection
 from wsgate.scoreboard import STOPPING
-from wsgate.worker import _TIMEVAL, FRESH_CONNECTION_GRACE, TICK, Worker, _limit_send_time
+from wsgate.worker import _TIMEVAL, TICK, Worker, _limit_send_time
 
 WAKE_EVERY = 0.5
+FRESH_CONNECTION_GRACE = 2.0
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -159,6 +160,7 @@ class LeaderFollowerWorker(Worker):
                 return None
         conn = Connection(sock, self.settings)
         conn.accepted_at = time.monotonic()
+        conn.served = 0
         # Before the lock is released: the main thread may not find us drained
         # while a connection is accepted but not yet known.
         with self.lock:

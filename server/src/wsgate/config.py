@@ -4,7 +4,8 @@ Parsing is done here without argparse so that `wsgate relay` stays cheap
 to start: it runs once per request as a CGI program.
 """
 
-import os
+import posix
+import sys
 
 ENV_PREFIX = "WSGATE_"
 KIB = 1024
@@ -276,6 +277,16 @@ FASTCGI_OPTIONS = [
         "SECONDS",
     ),
     Option(
+        "keep-timeout",
+        _seconds,
+        10.0,
+        "a stopping worker hands its kept connections (mod_proxy_fcgi enablereuse=on) to the "
+        "others; when there are none (the whole daemon stops) it serves them on until the web "
+        "server closes them or they have been idle this long. Set it above the ttl= of Apache's "
+        "ProxyPass, after which Apache uses an idle connection no more.",
+        "SECONDS",
+    ),
+    Option(
         "pidfile",
         _text,
         None,
@@ -377,12 +388,30 @@ def _convert(opt, raw, source):
         raise UsageError("%s: %s, got %r" % (source, exc, raw)) from None
 
 
+def _process_environ():
+    """os.environ, or while os is not imported (`wsgate relay`), a decoded copy.
+
+    The relay runs once per request and never imports os (see relay.py); a
+    command that changes the environment (systemd socket activation) runs
+    with os imported and changes os.environ itself.
+    """
+    os = sys.modules.get("os")
+    if os is not None:
+        return os.environ
+    encoding = sys.getfilesystemencoding()
+    return {
+        key.decode(encoding, "surrogateescape"): value.decode(encoding, "surrogateescape")
+        for key, value in posix.environ.items()
+    }
+
+
 def parse(command, argv, environ=None):
     """Options for command from argv and environ; raises UsageError.
 
     Returns None when help was requested (the caller prints help_text()).
     """
-    environ = os.environ if environ is None else environ
+    if environ is None:
+        environ = _process_environ()
     if command not in COMMANDS:
         raise UsageError("unknown command %r; expected one of %s" % (command, ", ".join(COMMANDS)))
     options = COMMANDS[command][1]
@@ -414,7 +443,7 @@ def parse(command, argv, environ=None):
             raw = environ[opt.env]
             source = "%s (or %s)" % (opt.env, opt.flag)
             if opt.multiple:
-                value = [_convert(opt, part, source) for part in raw.split(os.pathsep) if part]
+                value = [_convert(opt, part, source) for part in raw.split(":") if part]
             else:
                 value = _convert(opt, raw, source)
         else:

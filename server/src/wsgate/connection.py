@@ -37,8 +37,9 @@ class Settings:
         allowed_peers=None,
         front_end="fastcgi",
     ):
-        # Set once the process is stopping: a kept connection is closed right
-        # after the answer of its current request instead of being kept.
+        # Set once a single-connection process (wsgate fcgid) is stopping: a
+        # kept connection is closed right after the answer of its current
+        # request instead of being kept.
         self.retiring = False
         self.max_body = max_body
         self.mount_prefix = mount_prefix
@@ -118,13 +119,17 @@ class Connection:
         self.closed = False
         # No request is started here any more: the last answer is on its way.
         self.closing = False
-        # Kept by the worker: when it was accepted, how many requests it has
-        # served, whether it waits in the worker's epoll for its next request
-        # (parked: no thread has it) and whether it was ever put there.
-        self.accepted_at = 0.0
-        self.served = 0
+        # False once no further request may be started on it (its request
+        # timed out): the answer then closes it.
+        self.reusable = True
+        # Kept by the worker: when it was last accepted, adopted or answered,
+        # whether it waits in the worker's epoll for its next request (parked:
+        # no thread has it), whether it was ever put there, and whether it may
+        # be handed to another worker when this one stops.
+        self.last_active = 0.0
         self.parked = False
         self.registered = False
+        self.movable = True
 
     def fileno(self):
         return self.sock.fileno()
@@ -349,7 +354,7 @@ class Connection:
         req.finished = True
         if self.request is req:
             self.request = None
-        kept = req.keep_conn and not self.settings.retiring
+        kept = req.keep_conn and self.reusable and not self.settings.retiring
         if not kept:
             self.closing = True
         try:

@@ -66,7 +66,7 @@ def main(config):
     )
     master_pid = os.getpid()
 
-    def boot(slot, lifeline):
+    def boot(slot, lifeline, channel):
         try:
             if config.chdir:
                 # Again in each worker: after a deploy repoints a link and
@@ -86,6 +86,8 @@ def main(config):
             slot,
             lifeline=lifeline,
             queue_size=config.queue,
+            channel=channel,
+            keep_timeout=config.keep_timeout,
         )
         worker.install_signals()
         return worker.run()

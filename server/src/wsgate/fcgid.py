@@ -2,10 +2,15 @@
 
 mod_fcgid hands us a listening socket on fd 0 and routes one request at a
 time to each process, so there are no threads here. It stops processes with
-SIGTERM (then SIGKILL a few seconds later): between requests we exit at
-once, during one we finish it first.
+SIGTERM (then SIGKILL a few seconds later): during a request we finish it
+first; between requests we exit once no connection waits to be accepted.
+mod_fcgid takes a process off its idle list before connecting to it, so a
+connection that waits when the signal comes was made before the decision
+to stop us (a graceful restart of Apache stops every process, busy or not):
+it is served, not dropped.
 """
 
+import os
 import select
 import signal
 
@@ -18,10 +23,6 @@ from .loader import load_app, prepare_process
 SOCKET_TIMEOUT = 300.0
 
 
-class _Stop(Exception):
-    pass
-
-
 class SingleServer:
     def __init__(self, listener, app, settings, max_requests=0):
         self.listener = listener
@@ -29,15 +30,12 @@ class SingleServer:
         self.settings = settings
         self.max_requests = max_requests
         self.handled = 0
-        self.busy = False
         self.stop_requested = False
 
     def _on_signal(self, signum, frame):
-        if self.busy:
-            self.stop_requested = True
-            self.settings.retiring = True
-        else:
-            raise _Stop()
+        # Acted on between requests: the one in progress is finished first.
+        self.stop_requested = True
+        self.settings.retiring = True
 
     def _done(self):
         return self.stop_requested or (self.max_requests and self.handled >= self.max_requests)
@@ -49,20 +47,35 @@ class SingleServer:
                 self.settings.retiring = True
 
     def run(self):
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             signal.signal(signum, self._on_signal)
-        try:
-            while not self._done():
-                sock, _ = self.listener.accept()
-                self.busy = True
-                try:
-                    self._serve(sock)
-                finally:
-                    self.busy = False
-        except _Stop:
-            pass
+        self.listener.setblocking(False)
+        while not self._done():
+            select.select([self.listener, wake_r], [], [])
+            if not self._done():
+                self._serve_waiting(one=True)
+        self._serve_waiting()
         log.info("exiting after %d requests", self.handled)
         return 0
+
+    def _serve_waiting(self, one=False):
+        """Serve the connections waiting to be accepted (one, or all), without waiting for more."""
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warn("cannot accept: %s", exc)
+                return
+            sock.setblocking(True)
+            self._serve(sock)
+            if one:
+                return
 
     def _serve(self, sock):
         sock.settimeout(SOCKET_TIMEOUT)

@@ -1,6 +1,6 @@
 """Apache-style log lines on stderr: one write per event, every line prefixed."""
 
-import os
+import posix
 import sys
 import time
 
@@ -25,7 +25,7 @@ def _stamp():
 def _write(data):
     try:
         while data:
-            data = data[os.write(2, data) :]
+            data = data[posix.write(2, data) :]
     except OSError:
         pass
 
@@ -36,7 +36,7 @@ def format_event(level, message, args=()):
         return None
     if args:
         message = message % args
-    prefix = "[%s] [wsgate:%s] [pid %d] " % (_stamp(), level, os.getpid())
+    prefix = "[%s] [wsgate:%s] [pid %d] " % (_stamp(), level, posix.getpid())
     text = "".join(prefix + line + "\n" for line in message.rstrip("\n").split("\n"))
     return text.encode("utf-8", "backslashreplace")
 

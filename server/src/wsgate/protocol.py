@@ -1,9 +1,10 @@
 """FastCGI 1.0 records and name-value pairs, without any I/O."""
 
-import struct
+# The C module under the struct module: one module fewer for `wsgate relay` to import.
+from _struct import Struct
 
 VERSION = 1
-HEADER = struct.Struct("!BBHHBx")
+HEADER = Struct("!BBHHBx")
 HEADER_LEN = HEADER.size
 MAX_CONTENT = 0xFFFF
 
@@ -31,10 +32,10 @@ CANT_MPX_CONN = 1
 OVERLOADED = 2
 UNKNOWN_ROLE = 3
 
-BEGIN_BODY = struct.Struct("!HB5x")
-END_BODY = struct.Struct("!IB3x")
-UNKNOWN_BODY = struct.Struct("!B7x")
-_LONG = struct.Struct("!I")
+BEGIN_BODY = Struct("!HB5x")
+END_BODY = Struct("!IB3x")
+UNKNOWN_BODY = Struct("!B7x")
+_LONG = Struct("!I")
 _PADDING = bytes(7)
 
 

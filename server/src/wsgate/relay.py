@@ -1,7 +1,9 @@
 """`wsgate relay`: a CGI program that forwards its request to a warm backend.
 
-It runs once per request, so it imports only what forwarding needs: no
-socket.py (it pulls in enum and selectors), the C module under it instead.
+It runs once per request, so it imports only what forwarding needs, C modules
+where it can: _socket, not socket.py (which pulls in enum and selectors), and
+posix, not os (whose import costs as many instructions as a quarter of the
+interpreter's own start-up); os is imported only to start a backend.
 The backend is a `wsgate fastcgi` on a per-user unix socket, started on demand
 (under a lock so concurrent first requests start one) and stopped by its own
 --idle-timeout. A request goes only to a backend that has answered on its
@@ -11,9 +13,9 @@ and if no backend answers in time the request is served in-process, as
 """
 
 import _socket
+import _stat
 import binascii
-import os
-import stat
+import posix
 import sys
 import time
 
@@ -60,9 +62,9 @@ CHUNK = 65536
 
 def _say(message):
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    line = "[%s] [wsgate:warn] [pid %d] relay: %s\n" % (stamp, os.getpid(), message)
+    line = "[%s] [wsgate:warn] [pid %d] relay: %s\n" % (stamp, posix.getpid(), message)
     try:
-        os.write(2, line.encode("utf-8", "backslashreplace"))
+        posix.write(2, line.encode("utf-8", "backslashreplace"))
     except OSError:
         pass
 
@@ -70,23 +72,49 @@ def _say(message):
 # -- where the backend lives -------------------------------------------------------
 
 
+def _abspath(path):
+    """os.path.abspath, without importing os."""
+    if not path.startswith("/"):
+        path = posix.getcwd() + "/" + path
+    parts = []
+    for part in path.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part not in ("", "."):
+            parts.append(part)
+    root = "//" if path.startswith("//") and not path.startswith("///") else "/"
+    return root + "/".join(parts)
+
+
+def _fsdecode(value):
+    return value.decode(sys.getfilesystemencoding(), "surrogateescape")
+
+
+def _is_dir(path):
+    try:
+        return _stat.S_ISDIR(posix.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _private_dir(path):
     """path as a directory only this user can use; OSError when it is not safe."""
     try:
-        os.mkdir(path, 0o700)
+        posix.mkdir(path, 0o700)
     except FileExistsError:
         pass
-    st = os.lstat(path)
-    if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.getuid() or st.st_mode & 0o077:
-        raise OSError("%s is not a private directory of uid %d" % (path, os.getuid()))
+    st = posix.lstat(path)
+    if not _stat.S_ISDIR(st.st_mode) or st.st_uid != posix.getuid() or st.st_mode & 0o077:
+        raise OSError("%s is not a private directory of uid %d" % (path, posix.getuid()))
     return path
 
 
 def runtime_dir():
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and os.path.isdir(xdg):
-        return _private_dir(os.path.join(xdg, "wsgate"))
-    return _private_dir("/tmp/wsgate-%d" % os.getuid())
+    xdg = posix.environ.get(b"XDG_RUNTIME_DIR")
+    if xdg and _is_dir(xdg):
+        return _private_dir(_fsdecode(xdg).rstrip("/") + "/wsgate")
+    return _private_dir("/tmp/wsgate-%d" % posix.getuid())
 
 
 def _backend_args(config):
@@ -94,12 +122,12 @@ def _backend_args(config):
     if config.app:
         args += ["--app", config.app]
     else:
-        args += ["--app-file", os.path.abspath(config.app_file)]
+        args += ["--app-file", _abspath(config.app_file)]
     args += ["--callable", config.callable]
     for entry in config.python_path:
-        args += ["--python-path", os.path.abspath(entry)]
+        args += ["--python-path", _abspath(entry)]
     if config.chdir:
-        args += ["--chdir", os.path.abspath(config.chdir)]
+        args += ["--chdir", _abspath(config.chdir)]
     if config.mount_prefix is not None:
         args += ["--mount-prefix", config.mount_prefix or "/"]
     args += [
@@ -124,9 +152,9 @@ def _backend_args(config):
 def socket_path(config):
     """The backend socket: --socket, or one per application and settings."""
     if config.socket:
-        return os.path.abspath(config.socket)
-    key = "\0".join([*_backend_args(config), os.getcwd()]).encode("utf-8", "surrogateescape")
-    return os.path.join(runtime_dir(), "backend-%08x.sock" % binascii.crc32(key))
+        return _abspath(config.socket)
+    key = "\0".join([*_backend_args(config), posix.getcwd()]).encode("utf-8", "surrogateescape")
+    return runtime_dir() + "/backend-%08x.sock" % binascii.crc32(key)
 
 
 # -- starting the backend -------------------------------------------------------
@@ -143,6 +171,8 @@ def _connect(path):
 
 
 def _backend_environment():
+    import os
+
     env = {
         name: value
         for name, value in os.environ.items()
@@ -157,6 +187,8 @@ def _backend_environment():
 
 def spawn_backend(config, path):
     """Start a detached `wsgate fastcgi` on path; returns its pid."""
+    import os
+
     argv = [
         sys.executable,
         "-m",
@@ -203,14 +235,14 @@ def spawn_backend(config, path):
 
 def _is_socket(path):
     try:
-        return stat.S_ISSOCK(os.lstat(path).st_mode)
+        return _stat.S_ISSOCK(posix.lstat(path).st_mode)
     except FileNotFoundError:
         return False
 
 
 def _alive(pid):
     try:
-        os.kill(pid, 0)
+        posix.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -275,6 +307,7 @@ def backend(config, path):
 def _start(config, path, deadline):
     """Start a backend on path, unless whoever held the lock just did."""
     import fcntl
+    import os
 
     lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -318,7 +351,7 @@ def _start(config, path, deadline):
 def _write_all(fd, data):
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        view = view[posix.write(fd, view) :]
 
 
 def _body_length(environ):
@@ -339,7 +372,7 @@ def _send_request(sock, environ):
     length = remaining = _body_length(environ)
     while remaining:
         try:
-            chunk = os.read(0, CHUNK if remaining < 0 else min(CHUNK, remaining))
+            chunk = posix.read(0, CHUNK if remaining < 0 else min(CHUNK, remaining))
         except OSError:
             chunk = b""
         if not chunk:
@@ -400,6 +433,6 @@ def main(config):
 
         return cgi.serve(config, front_end="relay")
     try:
-        return forward(sock, dict(os.environb))
+        return forward(sock, dict(posix.environ))
     finally:
         sock.close()

@@ -2,6 +2,7 @@
 
 import mmap
 import struct
+import threading
 import time
 
 _SLOT = struct.Struct("=dII")  # last activity (time.time), busy requests, state
@@ -35,8 +36,11 @@ class Slot:
         self.board = board
         self.index = index
         self.state = STARTING
+        # Threads publish: a state must not be overwritten by one read before it changed.
+        self.lock = threading.Lock()
 
     def publish(self, busy, activity=None, state=None):
-        if state is not None:
-            self.state = state
-        self.board.publish(self.index, busy, self.state, activity)
+        with self.lock:
+            if state is not None:
+                self.state = state
+            self.board.publish(self.index, busy, self.state, activity)

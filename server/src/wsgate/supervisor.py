@@ -4,15 +4,25 @@ The master never imports the application, so a reload (SIGHUP) picks up new
 code: new workers are forked and import it, and only once they are all ready
 are the old ones told to finish their requests and exit. If the new code
 fails to import, the old workers keep serving.
+
+A worker that stops while the others go on (a reload, --max-requests, a
+request timeout) hands its kept connections over instead of closing them:
+it sends each one, between two requests, to the master over its channel (a
+unix socket pair, SCM_RIGHTS), and the master passes it on to a worker that
+serves on. Only the web server knows whether it is about to send on a kept
+connection, so no worker closes one while the web server may still use it;
+the web server sees the connection stay open and answered throughout.
 """
 
 import os
 import select
 import signal
+import socket
 import time
 
 from . import log
-from .scoreboard import READY, Scoreboard, Slot
+from .handover import RETURNED, receive_connections, send_connections, taken
+from .scoreboard import READY, STOPPING, Scoreboard, Slot
 
 EXIT_BOOT_FAILURE = 3
 TICK = 0.5
@@ -20,21 +30,26 @@ FAST_STOP_GRACE = 1.0
 
 
 class WorkerProcess:
-    __slots__ = ("generation", "kill_at", "pid", "slot", "started", "was_ready")
+    __slots__ = ("channel", "generation", "handing_over", "kill_at", "pid", "slot", "started", "was_ready")
 
-    def __init__(self, pid, slot, generation):
+    def __init__(self, pid, slot, generation, channel):
         self.pid = pid
         self.slot = slot
         self.generation = generation
+        self.channel = channel
         self.started = time.monotonic()
         self.kill_at = None
         self.was_ready = False
+        # It handed connections over: it is stopping, whatever its slot says yet.
+        self.handing_over = False
 
 
 class Supervisor:
-    """boot(slot, lifeline) runs in each forked worker and returns its exit status.
+    """boot(slot, lifeline, channel) runs in each forked worker and returns its exit status.
 
-    lifeline is a file descriptor that becomes readable (EOF) when the master is gone.
+    lifeline is a file descriptor that becomes readable (EOF) when the master is gone;
+    channel is the worker's end of its socket pair with the master, for handing over
+    connections.
     """
 
     def __init__(self, boot, workers, graceful_timeout=30.0, idle_timeout=0.0, on_stop=None):
@@ -53,6 +68,9 @@ class Supervisor:
         self.spawn_not_before = 0.0
         self.started = time.time()
         self.any_ready = False
+        # Connections handed over that wait for a worker to take them: (sender pid, fds).
+        self.handed = []
+        self.next_receiver = 0
 
     # -- main loop ---------------------------------------------------------
 
@@ -69,18 +87,24 @@ class Supervisor:
         log.notice("master started (pid %d), %d workers", os.getpid(), self.size)
         self._fill()
         while not (self.stopping and not self.workers):
+            channels = {w.channel.fileno(): w for w in self.workers.values() if w.channel is not None}
             try:
-                select.select([self._wake_r], [], [], TICK)
-                while os.read(self._wake_r, 512):
-                    pass
+                readable = select.select([self._wake_r, *channels], [], [], TICK)[0]
+                if self._wake_r in readable:
+                    while os.read(self._wake_r, 512):
+                        pass
             except (BlockingIOError, InterruptedError):
-                pass
+                readable = []
+            for fd in readable:
+                if fd in channels:
+                    self._collect(channels[fd])
             self._handle_signals()
             self._reap()
             self._track_readiness()
             self._kill_overdue()
             self._check_idle()
             self._fill()
+            self._pass_on()
         log.notice("master exiting")
         return self.status
 
@@ -111,6 +135,7 @@ class Supervisor:
         if index is None:
             return None
         self.board.reset(index)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
             status = 1
@@ -119,27 +144,99 @@ class Supervisor:
                 os.close(self._wake_r)
                 os.close(self._wake_w)
                 os.close(self._lifeline_w)
+                ours.close()
+                for other in self.workers.values():
+                    if other.channel is not None:
+                        other.channel.close()
                 for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                     signal.signal(signum, signal.SIG_DFL)
-                status = self.boot(Slot(self.board, index), self._lifeline_r)
+                status = self.boot(Slot(self.board, index), self._lifeline_r, theirs)
             except SystemExit as exc:
                 status = exc.code if isinstance(exc.code, int) else 1
             except BaseException:
                 log.exception("worker failed")
             finally:
                 os._exit(status)
-        self.workers[pid] = WorkerProcess(pid, index, self.generation)
+        theirs.close()
+        ours.setblocking(False)
+        self.workers[pid] = WorkerProcess(pid, index, self.generation, ours)
         log.info("started worker %d (generation %d)", pid, self.generation)
         return pid
 
     def _current(self):
         return [w for w in self.workers.values() if w.generation == self.generation]
 
+    def _serving(self, worker):
+        """Whether a worker of the current generation goes on serving (not stopping)."""
+        return (
+            worker.generation == self.generation
+            and worker.kill_at is None
+            and not worker.handing_over
+            and self.board.read(worker.slot)[2] != STOPPING
+        )
+
     def _fill(self):
+        """Keep --workers workers serving: one that stops on its own (--max-requests, a
+        request timeout) is replaced at once, so that its connections have somewhere to go."""
         if self.stopping or time.monotonic() < self.spawn_not_before:
             return
-        for _ in range(self.size - len(self._current())):
-            self.spawn()
+        for _ in range(self.size - sum(1 for w in self.workers.values() if self._serving(w))):
+            if self.spawn() is None:
+                break
+
+    # -- connections handed over ---------------------------------------------
+
+    def _tell_taken(self, sender, count):
+        """The sender waits for its connections to be taken (or returned) before it exits."""
+        worker = self.workers.get(sender)
+        if worker is not None and worker.channel is not None:
+            try:
+                worker.channel.send(taken(count))
+            except OSError:
+                pass
+
+    def _collect(self, worker):
+        messages, still_open = receive_connections(worker.channel)
+        for _, fds in messages:
+            worker.handing_over = True
+            self.handed.append((worker.pid, fds))
+        if not still_open:
+            worker.channel.close()
+            worker.channel = None
+
+    def _pass_on(self):
+        """Give handed-over connections to a serving worker; return them to their sender
+        when none will come (the master stops, or no worker of this generation is left)."""
+        if not self.handed:
+            return
+        ready = [
+            w
+            for w in self.workers.values()
+            if self._serving(w) and w.was_ready and w.channel is not None and not self.stopping
+        ]
+        waiting, self.handed = self.handed, []
+        for sender, fds in waiting:
+            targets = [w for w in ready if w.pid != sender]
+            if targets:
+                self.next_receiver = (self.next_receiver + 1) % len(targets)
+                sent, _ = send_connections(targets[self.next_receiver].channel, fds)
+                _close_all(fds[:sent])
+                fds = fds[sent:]
+                if sent:
+                    self._tell_taken(sender, sent)
+                if not fds:
+                    continue
+            # While fewer than --workers serve, _fill starts more.
+            serving = [w for w in self.workers.values() if self._serving(w)]
+            coming = len(serving) < self.size or any(w.pid != sender for w in serving)
+            if coming and not self.stopping:
+                self.handed.append((sender, fds))  # a worker is starting, or was busy: later
+                continue
+            back = self.workers.get(sender)
+            sent = send_connections(back.channel, fds, RETURNED)[0] if back and back.channel else 0
+            if sent < len(fds):
+                log.warn("%d kept connections had nowhere to go; closing them", len(fds) - sent)
+            _close_all(fds)
 
     def _signal(self, worker, signum):
         try:
@@ -158,6 +255,10 @@ class Supervisor:
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
+            if worker.channel is not None:
+                self._collect(worker)
+                if worker.channel is not None:
+                    worker.channel.close()
             code = (
                 os.waitstatus_to_exitcode(status)
                 if hasattr(os, "waitstatus_to_exitcode")
@@ -257,3 +358,11 @@ class Supervisor:
             self._retire(lambda w: True)
         else:
             self._retire(lambda w: True, signal.SIGINT, FAST_STOP_GRACE)
+
+
+def _close_all(fds):
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass

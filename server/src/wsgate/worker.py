@@ -15,7 +15,16 @@ request deadlines (an expired request is answered 504 from here and the
 worker retires, since its stuck thread cannot be stopped), and overload:
 when no thread has come free for a moment, it takes the waiting connections
 itself and queues their requests for the next free thread (up to --queue),
-answering 503 beyond that.
+answering 503 beyond that. It also takes the kept connections that the
+master hands over from a worker that stops.
+
+A worker that stops never closes a kept connection the web server may still
+send on: it finishes the request in progress, then hands the connection to
+the master for another worker (see supervisor.py). Where no other worker will
+serve (the whole server stops), it keeps serving the connection until the web
+server closes it, or until it has been idle longer than --keep-timeout, which
+is set above the web server's own limit for idle connections (Apache's ttl=):
+by then the web server will not use it again.
 """
 
 import collections
@@ -31,12 +40,13 @@ import time
 from . import log
 from . import protocol as p
 from .connection import Connection, run_request
+from .handover import HANDED, RETURNED, TAKEN, receive_connections, send_connections, taken_count
 from .scoreboard import READY, STOPPING
 
 TICK = 0.25
 ACCEPT_DEFER = 0.05
 PARTIAL_WAIT = 0.002
-FRESH_CONNECTION_GRACE = 2.0
+KEEP_TIMEOUT = 10.0
 SOCKET_TIMEOUT = 300.0
 _TIMEVAL = struct.Struct("@ll")
 _WAITING = select.EPOLLIN | select.EPOLLONESHOT
@@ -74,6 +84,8 @@ class Worker:
         slot=None,
         lifeline=None,
         queue_size=None,
+        channel=None,
+        keep_timeout=KEEP_TIMEOUT,
     ):
         self.listener = listener
         self.listener_fd = listener.fileno()
@@ -85,6 +97,12 @@ class Worker:
         self.request_timeout = request_timeout
         self.slot = slot
         self.lifeline = lifeline
+        # Our end of the socket pair with the master; None once it is gone.
+        self.channel = channel
+        # Connections sent to the master that it has not yet passed on or returned:
+        # the worker is not drained until they are somewhere.
+        self.in_transit = 0
+        self.keep_timeout = keep_timeout
         # Guards the bookkeeping below; never held while a request runs.
         self.lock = threading.Lock()
         self.listener_lock = threading.Lock()
@@ -127,6 +145,10 @@ class Worker:
         watched.register(self.wake_r, select.POLLIN)
         if self.lifeline is not None:
             watched.register(self.lifeline, select.POLLIN)
+        if self.channel is not None:
+            self.channel.setblocking(False)
+            channel_fd = self.channel.fileno()
+            watched.register(channel_fd, select.POLLIN)
         while True:
             try:
                 readable = [fd for fd, _ in watched.poll(self._timeout() * 1000)]
@@ -134,10 +156,14 @@ class Worker:
                 readable = []
             if self.wake_r in readable:
                 self._drain(self.wake_r)
+            if self.channel is not None and channel_fd in readable and not self._adopt():
+                watched.unregister(channel_fd)
+                self._lose_master()
             if self.lifeline in readable:
                 # The master is gone: let a new one bind the socket, and
                 # finish what was accepted here.
                 watched.unregister(self.lifeline)
+                self._lose_master()
                 self.stop("master went away")
             if self.stop_requested:
                 self.stop("SIGTERM")
@@ -163,7 +189,7 @@ class Worker:
             self._take_overflow()
         self._publish()
         if self.stopping:
-            self._close_idle(now)
+            self._release_idle(now)
             return self._drained()
         return False
 
@@ -173,7 +199,6 @@ class Worker:
             if self.stopping:
                 return
             self.stopping = reason
-            self.settings.retiring = True
         log.info("worker stopping (%s) after %d requests", reason, self.handled)
         if reason == "SIGTERM":
             self._accept_backlog()
@@ -209,9 +234,20 @@ class Worker:
         return timeout
 
     def _drained(self):
-        """Nothing left to answer: every connection we accepted is closed."""
+        """Nothing left to answer: every connection we accepted is closed or with another worker."""
         with self.lock:
-            return not self.connections and not (set(self.running.values()) - self.expired) and not self.pending
+            return (
+                not self.connections
+                and not self.in_transit
+                and not (set(self.running.values()) - self.expired)
+                and not self.pending
+            )
+
+    def _lose_master(self):
+        # What was in transit is gone with it; nothing will come back.
+        with self.lock:
+            self.channel = None
+            self.in_transit = 0
 
     def _publish(self, state=None):
         if self.slot is not None:
@@ -286,7 +322,7 @@ class Worker:
                 return None
         _limit_send_time(sock)
         conn = Connection(sock, self.settings)
-        conn.accepted_at = time.monotonic()
+        conn.last_active = time.monotonic()
         with self.lock:
             self.connections[sock.fileno()] = conn
         return conn
@@ -329,22 +365,87 @@ class Worker:
                     self.poller.unregister(fd)
         conn.close()
 
-    def _close_idle(self, now):
-        """While stopping: close kept connections between requests.
+    def _release_idle(self, now):
+        """While stopping: hand over the connections that are between two requests, and
+        close those kept here that have been idle longer than keep_timeout.
 
-        A request the peer has sent meanwhile is read and answered first; one
-        sent after the close never reached us, and was not run.
+        A connection is handed over whole: nothing of its next request has been
+        read here, so what the peer sends meanwhile waits in the socket for the
+        worker that takes it.
         """
-        idle = []
+        handing, idle = [], []
         with self.lock:
             for conn in self.connections.values():
-                if not conn.parked or not conn.idle or conn.has_input():
+                if not conn.parked or not conn.idle:
                     continue
-                if conn.served or now - conn.accepted_at > FRESH_CONNECTION_GRACE:
+                if conn.movable and self.channel is not None:
+                    conn.parked = False
+                    handing.append(conn)
+                elif now - conn.last_active > self.keep_timeout and not conn.has_input():
                     conn.parked = False
                     idle.append(conn)
+        if handing:
+            self._hand_over(handing)
         for conn in idle:
             self._close(conn)
+
+    def _hand_over(self, conns):
+        """Send claimed connections to the master; keep (park) those it cannot take.
+
+        They stay in self.connections until sent: until then the worker is not
+        drained, and may not exit with them.
+        """
+        with self.lock:
+            for conn in conns:
+                if conn.registered:
+                    self.poller.unregister(conn.fileno())
+                    conn.registered = False
+        channel = self.channel
+        with self.lock:
+            # Counted before they go: the master may pass them on and say so at once.
+            self.in_transit += len(conns)
+        sent, later = send_connections(channel, [c.fileno() for c in conns]) if channel else (0, False)
+        with self.lock:
+            self.in_transit -= len(conns) - sent
+        for conn in conns[:sent]:
+            self._close(conn)
+        if sent < len(conns):
+            if not later:
+                log.warn("cannot hand %d kept connections to the master; serving them here", len(conns) - sent)
+                self._lose_master()
+            self._keep(conns[sent:], reset=False)
+
+    def _adopt(self):
+        """Take the connections the master sent; False once the master is gone."""
+        messages, still_open = receive_connections(self.channel)
+        for data, fds in messages:
+            kind = data[:1]
+            with self.lock:
+                if kind == TAKEN:
+                    self.in_transit -= taken_count(data)
+                elif kind == RETURNED:
+                    self.in_transit -= len(fds)
+            conns = []
+            for fd in fds:
+                try:
+                    conns.append(Connection(socket.socket(fileno=fd), self.settings))
+                except OSError:
+                    os.close(fd)
+            for conn in conns:
+                # Ours to keep when nobody else will serve it.
+                conn.movable = kind == HANDED
+            self._keep(conns)
+        return still_open
+
+    def _keep(self, conns, reset=True):
+        now = time.monotonic()
+        with self.lock:
+            for conn in conns:
+                if reset:
+                    conn.last_active = now
+                self.connections[conn.fileno()] = conn
+        for conn in conns:
+            self._park(conn)
 
     # -- request threads -------------------------------------------------------
 
@@ -440,7 +541,11 @@ class Worker:
         if conn.closing or conn.closed:
             self._close(conn)
             return
-        conn.served += ran
+        if ran:
+            conn.last_active = time.monotonic()
+        if self.stopping and conn.movable and conn.idle and self.channel is not None:
+            self._hand_over([conn])
+            return
         self._park(conn)
 
     def _count(self):
@@ -457,7 +562,6 @@ class Worker:
             self.running[threading.get_ident()] = req
         self.last_activity = time.time()
         if self.max_requests and started >= self.max_requests:
-            # Before it runs, so that its answer closes a kept connection.
             self.stop("max-requests %d reached" % self.max_requests)
         req.stage = "running"
         try:
@@ -561,9 +665,10 @@ class Worker:
             req.log.error(
                 "%s: request timed out after %gs; the worker will be recycled", req.describe(), self.request_timeout
             )
-            # Before answering, so that the connection is not kept for another request.
             self.stop("request timeout")
             conn = req.conn
+            # Its thread may still read it: the answer closes it, and it is kept by no one.
+            conn.reusable = False
             # Answered under the connection's lock: its thread writes nothing there after this.
             conn.expire(req)
             if req in queued:

@@ -42,6 +42,10 @@ RUN_USER = "www-data"
 APP_SPEC = "testsite.wsgi:application"
 MOUNT = "/app"
 
+# ttl= of a ProxyPass with enablereuse=on: Apache uses no kept connection idle this long
+# (seconds), so a gateway may close one idle for longer (wsgate's --keep-timeout, above it).
+REUSE_TTL = 5
+
 # Modules every generated config loads, and the extra ones each front end needs.
 BASE_MODULES = ("mpm_event", "authz_core", "mime", "alias", "env", "log_config", "unixd")
 BUILTIN_MODULES = {"unixd", "log_config", "so", "core", "http"}
@@ -647,7 +651,7 @@ def conf_proxy_fcgi(
     """mod_proxy_fcgi to a daemon on a unix socket (``variant``: proxypass or sethandler)."""
     params = ["retry=0", "timeout=120"]
     if reuse:
-        params.append("enablereuse=on")
+        params += ["enablereuse=on", f"ttl={REUSE_TTL}"]
     else:
         params.append("disablereuse=on")
     if flush:

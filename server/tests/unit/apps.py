@@ -46,7 +46,7 @@ def _plain(environ, start_response):
         # a side effect: the request id is appended to the file named by the query
         with open(environ["QUERY_STRING"], "a") as handle:
             handle.write(environ["HTTP_X_ID"] + "\n")
-        start_response("200 OK", [("Content-Type", "text/plain")])
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Pid", str(os.getpid()))])
         return [environ["HTTP_X_ID"].encode()]
     if path == "/big":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])

@@ -111,6 +111,26 @@ def test_sigterm_when_idle_exits_at_once(tmp_path):
         stop(proc)
 
 
+def test_sigterm_serves_the_connection_already_waiting(tmp_path):
+    # mod_fcgid connected (it had picked this process) before deciding to stop it
+    proc, path = start(tmp_path)
+    try:
+        assert request(path, "/warm").status == 200
+        proc.send_signal(signal.SIGSTOP)
+        client = Client(path)
+        client.begin()
+        client.params(fcgid_params("/late"))
+        client.stdin(b"")
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGCONT)
+        reply = client.reply()
+        client.close()
+        assert reply.end is not None and reply.status == 200
+        assert proc.wait(PATIENCE) == 0
+    finally:
+        stop(proc)
+
+
 def test_sigterm_during_request_finishes_it(tmp_path):
     proc, path = start(tmp_path)
     try:

@@ -185,6 +185,9 @@ def test_relay_script_skips_site_and_stays_light(relay, tmp_path):
     imported = imported_modules(proc)
     assert "wsgate.relay" in imported and "site" not in imported
     assert not imported.intersection(HEAVY), imported.intersection(HEAVY)
+    # Without site, nothing imports os either: the relay's warm path does without it.
+    pure_python = {"os", "posixpath", "genericpath", "stat", "struct", "_collections_abc"}
+    assert not imported.intersection(pure_python), imported.intersection(pure_python)
 
 
 def test_relay_script_fallback_gets_site_packages(tmp_path):

@@ -83,38 +83,49 @@ def test_a_kept_connection_waits_parked_and_is_served_again(stepped):
     peer.sendall(request_bytes("/two"))
     assert claim_next(worker) is conn and not conn.parked
     worker._drive(conn)
-    assert answered(read_reply(peer)) and conn.parked and conn.served == 2
+    assert answered(read_reply(peer)) and conn.parked
 
 
-def test_stopping_closes_an_idle_parked_connection(stepped):
+@pytest.fixture
+def master_end(stepped):
+    """The master's end of the worker's channel."""
+    worker = stepped[0]
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    theirs.setblocking(False)
+    worker.channel = theirs
+    yield ours
+    ours.close()
+    theirs.close()
+
+
+def handed(master_end):
+    """The connection the worker handed to the master, as a socket of ours."""
+    master_end.settimeout(PATIENCE)
+    kind, fds, _, _ = socket.recv_fds(master_end, 16, 4)
+    assert kind == b"H" and len(fds) == 1
+    return socket.socket(fileno=fds[0])
+
+
+def test_stopping_hands_over_an_idle_parked_connection(stepped, master_end):
     worker, conn, peer = stepped
     peer.sendall(request_bytes("/one"))
     worker._drive(conn, fresh=True)
     assert answered(read_reply(peer))
     worker.stop("test")
-    worker._close_idle(0.0)
-    assert conn.closed and worker._drained()
-    assert peer.recv(1) == b""
-
-
-def test_stopping_serves_a_request_already_waiting_on_a_parked_connection(stepped):
-    worker, conn, peer = stepped
-    peer.sendall(request_bytes("/one"))
-    worker._drive(conn, fresh=True)
-    assert answered(read_reply(peer))
+    worker._release_idle(conn.last_active)
+    assert conn.closed and not worker._drained()  # not before the master has passed it on
+    # the same connection, open: what the peer sends next reaches whoever took it
+    taken = handed(master_end)
+    master_end.send(b"T1")
+    worker._adopt()
+    assert worker._drained()
     peer.sendall(request_bytes("/two"))
-    worker.stop("test")
-    worker._close_idle(0.0)
-    assert not conn.closed and not worker._drained()
-    assert claim_next(worker) is conn
-    worker._drive(conn)
-    assert answered(read_reply(peer))
-    # the answer of the last request closes the connection
-    assert conn.closed and worker._drained()
-    assert peer.recv(1) == b""
+    taken.settimeout(PATIENCE)
+    assert taken.recv(65536).startswith(p.encode_begin_request(1, flags=p.KEEP_CONN))
+    taken.close()
 
 
-def test_stopping_never_closes_a_connection_under_the_thread_answering_on_it(stepped):
+def test_stopping_hands_over_a_connection_once_its_answer_is_sent(stepped, master_end):
     worker, conn, peer = stepped
     peer.sendall(request_bytes("/one"))
     worker._drive(conn, fresh=True)
@@ -133,13 +144,72 @@ def test_stopping_never_closes_a_connection_under_the_thread_answering_on_it(ste
     thread = threading.Thread(target=worker._drive, args=(claimed,))
     thread.start()
     assert sending.wait(PATIENCE)
-    # the main thread stops the worker while the answer goes out
+    # the main thread stops the worker while the answer goes out: nothing is taken from that thread
     worker.stop("test")
-    worker._close_idle(0.0)
+    worker._release_idle(conn.last_active)
     assert not conn.closed and not worker._drained()
     release.set()
     thread.join(5)
     assert answered(read_reply(peer))
-    # kept when that answer was decided, so it waits parked for the next close_idle
-    worker._close_idle(0.0)
+    # the thread itself hands it over after the answer
+    assert conn.closed and not worker._drained()
+    handed(master_end).close()
+    master_end.send(b"T1")
+    worker._adopt()
+    assert worker._drained()
+
+
+def test_connections_nobody_takes_come_back_to_stay(stepped, master_end):
+    worker, conn, peer = stepped
+    peer.sendall(request_bytes("/one"))
+    worker._drive(conn, fresh=True)
+    assert answered(read_reply(peer))
+    worker.stop("test")
+    worker._release_idle(conn.last_active)
+    taken = handed(master_end)
+    socket.send_fds(master_end, [b"R"], [taken.fileno()])
+    taken.close()
+    worker._adopt()
+    assert not worker._drained()
+    (back,) = worker.connections.values()
+    assert not back.movable and back.parked
+    # served here from now on, not handed over again
+    peer.sendall(request_bytes("/two"))
+    assert claim_next(worker) is back
+    worker._drive(back)
+    assert answered(read_reply(peer)) and back.parked
+    worker._release_idle(back.last_active)
+    assert not back.closed
+    back.close()
+
+
+def test_stopping_alone_serves_a_kept_connection_until_idle_past_keep_timeout(stepped):
+    worker, conn, peer = stepped
+    peer.sendall(request_bytes("/one"))
+    worker._drive(conn, fresh=True)
+    assert answered(read_reply(peer))
+    worker.stop("test")  # no channel: no other worker to take it
+    worker._release_idle(conn.last_active + worker.keep_timeout / 2)
+    assert not conn.closed and not worker._drained()
+    # still served, and kept
+    peer.sendall(request_bytes("/two"))
+    assert claim_next(worker) is conn
+    worker._drive(conn)
+    assert answered(read_reply(peer)) and conn.parked
+    worker._release_idle(conn.last_active + worker.keep_timeout + 1)
     assert conn.closed and worker._drained()
+    assert peer.recv(1) == b""
+
+
+def test_stopping_alone_never_closes_a_connection_with_a_request_waiting(stepped):
+    worker, conn, peer = stepped
+    peer.sendall(request_bytes("/one"))
+    worker._drive(conn, fresh=True)
+    assert answered(read_reply(peer))
+    peer.sendall(request_bytes("/two"))
+    worker.stop("test")
+    worker._release_idle(conn.last_active + worker.keep_timeout + 1)
+    assert not conn.closed and not worker._drained()
+    assert claim_next(worker) is conn
+    worker._drive(conn)
+    assert answered(read_reply(peer))
