@@ -81,7 +81,8 @@ for action in $actions; do
     # Molecule's check passes --check; a user's preview is --check --diff.
     ANSIBLE_DIFF_ALWAYS=true molecule "$action" -s "$scenario"
   else
-    molecule "$action" -s "$scenario"
+    # The sequence says side_effect; the command is side-effect.
+    molecule "${action//_/-}" -s "$scenario"
   fi
   controller_cpu
   echo "==> $scenario: $action took $(( $(date +%s) - start ))s (controller $(( cpu - cpu_before )) CPU s)"
