@@ -1,13 +1,15 @@
 """Copied into the host by molecule/shared/switch.yml: writes notes through
-Apache, to the site's vhost at ADDRESS under its NAME, until a stop file
-appears or its deadline passes, and counts the answers. Bounded: one
-request at a time, at most MAX_REQUESTS, at most DEADLINE seconds.
+Apache, to the site's vhost at BASE (http://ADDRESS, or https://NAME where
+the name resolves to the vhost) under its NAME, until a stop file appears or
+its deadline passes, and counts the answers. Bounded: one request at a time,
+at most MAX_REQUESTS, at most DEADLINE seconds.
 
-    python3 writer.py ADDRESS NAME STOP_FILE RESULT_FILE
+    python3 writer.py BASE NAME STOP_FILE RESULT_FILE
 """
 
 import json
 import re
+import ssl
 import sys
 import time
 import urllib.error
@@ -20,9 +22,15 @@ MAX_REQUESTS = 4000
 DEADLINE = 300.0
 
 
-def main(address, name, stop_file, result_file):
-    base = f"http://{address}"
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+def main(base, name, stop_file, result_file):
+    # The test hosts' certificates are self-signed; the writer counts answers.
+    insecure = ssl.create_default_context()
+    insecure.check_hostname = False
+    insecure.verify_mode = ssl.CERT_NONE
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(CookieJar()), urllib.request.HTTPSHandler(context=insecure)
+    )
+    scheme = urllib.parse.urlsplit(base).scheme
     page = opener.open(urllib.request.Request(base + "/notes/", headers={"Host": name}), timeout=30).read().decode()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
     counts = {}
@@ -33,7 +41,7 @@ def main(address, name, stop_file, result_file):
             break
         body = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "text": f"switch-{number}"}).encode()
         request = urllib.request.Request(
-            base + "/notes/", data=body, headers={"Host": name, "Referer": f"http://{name}/notes/"}
+            base + "/notes/", data=body, headers={"Host": name, "Referer": f"{scheme}://{name}/notes/"}
         )
         try:
             status = opener.open(request, timeout=30).status
