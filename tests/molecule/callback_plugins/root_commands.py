@@ -75,10 +75,10 @@ class CallbackModule(CallbackBase):
         args = dict(result._task_fields.get("args") or {})
         invocation = (result._result or {}).get("invocation", {}).get("module_args") or {}
         args.update({key: value for key, value in invocation.items() if value is not None})
-        if action in RUNNERS:
-            programs = _programs(action, args)
-        else:
-            programs = []
+        # An expression left untemplated is a task that failed before it
+        # started anything (an undefined variable): nothing ran.
+        programs = _programs(action, args) if action in RUNNERS else []
+        programs = [program for program in programs if "{{" not in str(program)]
         interpreter = (result._result or {}).get("ansible_facts", {}).get("discovered_interpreter_python")
         entry = {
             "host": result._host.get_name(),

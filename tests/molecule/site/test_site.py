@@ -220,6 +220,15 @@ def root_commands(host):
     return {program for entry in entries if entry["host"] == name for program in entry["programs"]}
 
 
+def tasks_that_ran(host, programs):
+    """The tasks that ran `programs` as root, to say where to look."""
+    name = host.backend.get_hostname()
+    with open(os.environ["ROOT_COMMANDS_LOG"], encoding="utf-8") as log:
+        entries = [json.loads(line) for line in log]
+    mine = [entry for entry in entries if entry["host"] == name]
+    return {program: sorted({entry["task"] for entry in mine if program in entry["programs"]}) for program in programs}
+
+
 def test_nothing_root_loads_or_runs_can_be_changed_by_another_user(host):
     """Every file root's Apache has mapped (its modules, the libraries they
     link), and every program the deploy ran as root, with each directory on
@@ -244,7 +253,7 @@ def test_nothing_root_loads_or_runs_can_be_changed_by_another_user(host):
     copy_scripts(host, remote, WRITABLE)
     names = " ".join(shlex.quote(path) for path in sorted(loaded | ran))
     unsafe = json.loads(host.check_output(f"python3 {remote}/writable.py {names}"))
-    assert not unsafe, json.dumps(unsafe, indent=1)
+    assert not unsafe, json.dumps({"unsafe": unsafe, "run as root by": tasks_that_ran(host, unsafe)}, indent=1)
 
 
 def test_data_belongs_to_the_user_that_runs_the_app_and_settings_to_the_owner(host):

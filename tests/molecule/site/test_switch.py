@@ -37,6 +37,7 @@ def test_no_write_failed_for_lack_of_permission_during_the_switch(host):
         f"{name} to {host_vars(name)['switch_to']}: writes {counts} in {writes['seconds']} s, "
         f"failures within {writes['failure_window']} s {writes.get('failures_utc', '')}"
     )
+    assert writes["stopped_by"] == "stop_file", f"the writes ended before the switch did: {writes}"
     assert counts.get("200", 0) > 0, counts
     # Permission trouble during a switch shows as 500 (unable to open the
     # database file); the data stays usable by both users until the new
