@@ -114,7 +114,7 @@ def command_smoke(args):
             scheme = "https"
             continue
         break
-    result = {"status": int(status.split()[0]), "scheme": scheme, "asset": ""}
+    result = {"status": int(status.split()[0]), "scheme": scheme, "location": location, "asset": ""}
     static_url = str(settings.STATIC_URL or "")
     for reference in static_references(body.decode("utf-8", "replace"), static_url):
         relative = urllib.parse.unquote(reference[len(static_url) :])
