@@ -211,22 +211,23 @@ def test_the_app_cannot_change_its_code_or_settings(host):
 WRITABLE = Path(__file__).with_name("writable.py")
 
 
-def root_commands(host):
-    """The programs the scenario's plays ran as root on the host, as the
-    root_commands callback recorded them (tests/molecule/callback_plugins)."""
+def root_log_entries(host):
+    """What the root_commands callback recorded for the host: one entry per
+    task the scenario's plays ran as root (tests/molecule/callback_plugins)."""
     name = host.backend.get_hostname()
     with open(os.environ["ROOT_COMMANDS_LOG"], encoding="utf-8") as log:
-        entries = [json.loads(line) for line in log]
-    return {program for entry in entries if entry["host"] == name for program in entry["programs"]}
+        return [entry for entry in map(json.loads, log) if entry["host"] == name]
+
+
+def root_commands(host):
+    """The programs the scenario's plays ran as root on the host."""
+    return {program for entry in root_log_entries(host) for program in entry["programs"]}
 
 
 def tasks_that_ran(host, programs):
     """The tasks that ran `programs` as root, to say where to look."""
-    name = host.backend.get_hostname()
-    with open(os.environ["ROOT_COMMANDS_LOG"], encoding="utf-8") as log:
-        entries = [json.loads(line) for line in log]
-    mine = [entry for entry in entries if entry["host"] == name]
-    return {program: sorted({entry["task"] for entry in mine if program in entry["programs"]}) for program in programs}
+    ran = root_log_entries(host)
+    return {program: sorted({entry["task"] for entry in ran if program in entry["programs"]}) for program in programs}
 
 
 def test_nothing_root_loads_or_runs_can_be_changed_by_another_user(host):
