@@ -15,7 +15,10 @@ from pathlib import Path
 
 from http_answer import answer, opener
 
-PAUSE = 0.1
+# Between one answer and the next request on a connection: enough clients
+# that some request meets every moment of the rollout, sparse enough to
+# leave the rollout its CPU.
+PAUSE = 0.5
 DEADLINE = 1200.0
 MAX_REQUESTS = 200_000
 

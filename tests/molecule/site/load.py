@@ -16,8 +16,10 @@ from pathlib import Path
 from http_answer import answer, opener
 
 CONNECTIONS = 16
-# Between one answer and the next request on a connection.
-PAUSE = 0.25
+# Between one answer and the next request on a connection: sixteen clients
+# keep requests in flight through every restart of a deploy, at a rate that
+# leaves the deploy its CPU (it runs on every host of the scenario at once).
+PAUSE = 0.5
 # A play over every host of the scenario at -vvv takes 11 minutes on a
 # saturated 2-core machine; the load must outlast it.
 DEADLINE = 1200.0
@@ -66,7 +68,8 @@ class Load:
                     continue
                 if self.secret in args:
                     self.secret_seen.append(args.replace(self.secret, b"<secret>").decode("utf-8", "replace")[:300])
-            time.sleep(0.05)
+            # A command an Ansible task runs lives longer than this.
+            time.sleep(0.2)
 
     def run(self):
         threads = [threading.Thread(target=self.client) for _ in range(self.connections)]

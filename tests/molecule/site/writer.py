@@ -59,7 +59,8 @@ def main(base, name, stop_file, result_file):
         counts[str(status)] = counts.get(str(status), 0) + 1
         if status != 200:
             failed_at.append((round(time.monotonic() - started, 2), time.strftime("%H:%M:%S", time.gmtime())))
-        time.sleep(0.05)
+        # Four writes a second time a restart to a quarter second.
+        time.sleep(0.25)
     # Whole or not at all: the test reads it as soon as it is there.
     partial = Path(result_file + ".partial")
     partial.write_text(
