@@ -68,6 +68,20 @@ containers_cpu() {
   echo "$total"
 }
 
+# A scenario's idempotence-hosts file names the hosts whose second converge
+# its idempotence step runs (all of them without it).
+idempotence_hosts=
+if [ -f "molecule/$scenario/idempotence-hosts" ]; then
+  idempotence_hosts=$(grep -v '^[[:space:]]*\(#\|$\)' "molecule/$scenario/idempotence-hosts" | paste -sd, -)
+  [ -n "$idempotence_hosts" ] || { echo "molecule/$scenario/idempotence-hosts names no host" >&2; exit 2; }
+  for name in ${idempotence_hosts//,/ }; do
+    case ",$containers," in
+      *",$name,"*) ;;
+      *) echo "molecule/$scenario/idempotence-hosts: '$name' is not a platform of the scenario ($containers)" >&2; exit 2 ;;
+    esac
+  done
+fi
+
 trap 'molecule destroy -s "$scenario" >/dev/null 2>&1 || true; rm -f "$cpu_file"' EXIT
 molecule destroy -s "$scenario" >/dev/null 2>&1 || true
 total=$(date +%s)
@@ -80,6 +94,8 @@ for action in $actions; do
   if [ "$action" = check ]; then
     # Molecule's check passes --check; a user's preview is --check --diff.
     ANSIBLE_DIFF_ALWAYS=true molecule "$action" -s "$scenario"
+  elif [ "$action" = idempotence ] && [ -n "$idempotence_hosts" ]; then
+    molecule idempotence -s "$scenario" -- --limit "$idempotence_hosts"
   else
     # The sequence says side_effect; the command is side-effect.
     molecule "${action//_/-}" -s "$scenario"

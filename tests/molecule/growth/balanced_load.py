@@ -18,7 +18,7 @@ from http_answer import answer, opener
 # Between one answer and the next request on a connection: enough clients
 # that some request meets every moment of the rollout, sparse enough to
 # leave the rollout its CPU.
-PAUSE = 0.5
+PAUSE = 1.0
 DEADLINE = 1200.0
 MAX_REQUESTS = 200_000
 

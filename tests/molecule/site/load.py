@@ -18,8 +18,9 @@ from http_answer import answer, opener
 CONNECTIONS = 16
 # Between one answer and the next request on a connection: sixteen clients
 # keep requests in flight through every restart of a deploy, at a rate that
-# leaves the deploy its CPU (it runs on every host of the scenario at once).
-PAUSE = 0.5
+# leaves the deploy its CPU (it runs on every host of the scenario at once,
+# and every request the load makes is CPU the plays wait for).
+PAUSE = 1.0
 # A play over every host of the scenario at -vvv takes 11 minutes on a
 # saturated 2-core machine; the load must outlast it.
 DEADLINE = 1200.0
