@@ -41,7 +41,7 @@ PODMAN_ENV := source scripts/env.sh &&
 
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv venv-el7 help demo demo-clean test lint test-python test-server test-molecule images host-packages bench bench-gateway
+.PHONY: venv venv-el7 help demo demo-clean test lint test-python test-server test-molecule images image-13 image-12 image-tools host-packages bench bench-gateway
 
 help:
 	@echo "make demo [MODE=<mode>]           provision a local throwaway VPS and print its URL"
@@ -96,9 +96,12 @@ host-packages:
 		fi; \
 	fi
 
-images: host-packages
-	$(PODMAN_ENV) scripts/build-image.sh 13
-	$(PODMAN_ENV) scripts/build-image.sh 12
+# The two debootstraps wait mostly on the network, so under make -j they
+# run side by side; the tool images are layers on Debian 12's.
+images: image-13 image-tools
+image-13 image-12: image-%: host-packages
+	$(PODMAN_ENV) scripts/build-image.sh $*
+image-tools: image-12
 	$(PODMAN_ENV) scripts/tool-image.sh cpsim
 	$(PODMAN_ENV) scripts/tool-image.sh render
 
@@ -153,8 +156,11 @@ test-molecule: venv images $(if $(EL7_SCENARIOS),venv-el7)
 	[ -z "$$failed" ]
 
 # The Molecule scenarios (mostly waiting on containers) run while the Python
-# and gateway suites run; what both sides need is built first, once.
-test: lint venv venv-el7 images
+# and gateway suites run; what both sides need is built first, once, with
+# the linters running while the images build (they use the CPU, the
+# debootstraps the network).
+test: venv
+	@$(MAKE) --no-print-directory -j4 lint venv-el7 images
 	@$(MAKE) --no-print-directory test-molecule & molecule=$$!; \
 	status=0; nice -n $(BACKGROUND_NICE) $(MAKE) --no-print-directory test-python || status=$$?; \
 	nice -n $(GATEWAY_NICE) $(MAKE) --no-print-directory test-server || status=$$?; \
