@@ -34,7 +34,8 @@ def test_no_write_failed_for_lack_of_permission_during_the_switch(host):
     writes = json.loads((COUNTS / f"{name}.json").read_text())
     counts = writes["counts"]
     print(
-        f"{name} to {host_vars(name)['switch_to']}: writes {counts} in {writes['seconds']} s, "
+        f"{name} to {host_vars(name)['switch_to']}: writes {counts} in {writes['seconds']} s "
+        f"(not answered: {writes.get('errors', {})}), "
         f"failures within {writes['failure_window']} s {writes.get('failures_utc', '')}"
     )
     assert writes["stopped_by"] == "stop_file", f"the writes ended before the switch did: {writes}"

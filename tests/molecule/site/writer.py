@@ -7,6 +7,7 @@ at most MAX_REQUESTS, at most DEADLINE seconds.
     python3 writer.py BASE NAME STOP_FILE RESULT_FILE
 """
 
+import http.client
 import json
 import re
 import ssl
@@ -36,37 +37,49 @@ def main(base, name, stop_file, result_file):
     page = opener.open(urllib.request.Request(base + "/notes/", headers={"Host": name}), timeout=30).read().decode()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
     counts = {}
+    errors = {}
     failed_at = []
     started = time.monotonic()
     stopped_by = "max_requests"
-    for number in range(MAX_REQUESTS):
-        if Path(stop_file).exists():
-            stopped_by = "stop_file"
-            break
-        if time.monotonic() - started > DEADLINE:
-            stopped_by = "deadline"
-            break
-        body = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "text": f"switch-{number}"}).encode()
-        request = urllib.request.Request(
-            base + "/notes/", data=body, headers={"Host": name, "Referer": f"{scheme}://{name}/notes/"}
-        )
-        try:
-            status = opener.open(request, timeout=30).status
-        except urllib.error.HTTPError as error:
-            status = error.code
-        except OSError:
-            status = 0
-        counts[str(status)] = counts.get(str(status), 0) + 1
-        if status != 200:
-            failed_at.append((round(time.monotonic() - started, 2), time.strftime("%H:%M:%S", time.gmtime())))
-        # Four writes a second time a restart to a quarter second.
-        time.sleep(0.25)
+    try:
+        for number in range(MAX_REQUESTS):
+            if Path(stop_file).exists():
+                stopped_by = "stop_file"
+                break
+            if time.monotonic() - started > DEADLINE:
+                stopped_by = "deadline"
+                break
+            body = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "text": f"switch-{number}"}).encode()
+            request = urllib.request.Request(
+                base + "/notes/", data=body, headers={"Host": name, "Referer": f"{scheme}://{name}/notes/"}
+            )
+            try:
+                with opener.open(request, timeout=30) as response:
+                    response.read()
+                    status = response.status
+            except urllib.error.HTTPError as error:
+                status = error.code
+            # A restart may cut a connection, or the body of the redirect
+            # that follows a write, or answer half a status line.
+            except (OSError, http.client.HTTPException) as error:
+                status = 0
+                errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
+            counts[str(status)] = counts.get(str(status), 0) + 1
+            if status != 200:
+                failed_at.append((round(time.monotonic() - started, 2), time.strftime("%H:%M:%S", time.gmtime())))
+            # Four writes a second time a restart to a quarter second.
+            time.sleep(0.25)
+    # The counts so far still go back, with what ended them.
+    except Exception as error:
+        stopped_by = f"error: {error!r}"
     # Whole or not at all: the test reads it as soon as it is there.
     partial = Path(result_file + ".partial")
     partial.write_text(
         json.dumps(
             {
                 "counts": counts,
+                # What the answers counted as 0 were: the exceptions, by class.
+                "errors": errors,
                 # Only the stop file means that the writes lasted the whole switch.
                 "stopped_by": stopped_by,
                 "seconds": round(time.monotonic() - started, 1),
