@@ -87,8 +87,13 @@ class CallbackModule(CallbackBase):
             "programs": [str(program) for program in programs if program],
             "interpreter": interpreter,
         }
-        with open(self._log, "a", encoding="utf-8") as log:
-            log.write(json.dumps(entry) + "\n")
+        # One write of the whole line to a file opened for appending: plays
+        # that run side by side (test_releases) never interleave their lines.
+        fd = os.open(self._log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (json.dumps(entry) + "\n").encode())
+        finally:
+            os.close(fd)
 
     def v2_runner_on_ok(self, result):
         self._record(result)

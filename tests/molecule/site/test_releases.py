@@ -1,9 +1,10 @@
 """Deploys on every mode of the `modes` scenario, in plays over its hosts,
 as a user would run them: every host takes changed code under load (each
-mode puts it in service its own way); then the hosts of REFUSALS, one per
-connector kind and Debian 12's, take a rollback (the same plays, with the
-release that ran before) and a release that must be refused, and must go on
-serving the live one byte for byte, even after their processes restart."""
+mode puts it in service its own way); then, in two plays side by side, the
+other hosts take a rollback (the same plays, with the release that ran
+before) while the hosts of REFUSALS, one per connector kind and Debian 12's,
+take a release that must be refused, and must go on serving the live one
+byte for byte, even after their processes restart."""
 
 import json
 import os
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -192,32 +194,40 @@ def test_redeploy_rollback_and_refusals(hosts, tmp_path, whole_scenario):
         if MODES[mode_of(h)]["redeploy_without_failures"]:
             assert load["failed"] == 0, f"{name}: {load['failures']}"
 
+    # Then, side by side: the other hosts go back to the release that ran
+    # before, while the hosts of REFUSALS are given a release that must be
+    # refused (marked apart from the live one, so that it shows if served).
     refused = {row["host"]: hosts[row["host"]] for row in REFUSALS.values() if row["host"] in hosts}
-    result, seconds = run_playbook("playbooks/rollback.yml", ",".join(refused), {})
-    print(f"rollback over {len(refused)} hosts: {seconds} s")
-    output = result.stdout + result.stderr
-    for name, h in refused.items():
+    rolled = {name: h for name, h in hosts.items() if name not in refused}
+    assert refused and rolled, sorted(hosts)
+    for name in refused:
+        broken_app(tmp_path / "broken" / name, refusal_of(name), f"{marker}-refused")
+    environments = {name: REFUSALS[refusal_of(name)].get("environment", {}) for name in refused}
+    live = {name: Snapshot(h) for name, h in refused.items()}
+    with ThreadPoolExecutor(max_workers=2) as plays:
+        rollback = plays.submit(run_playbook, "playbooks/rollback.yml", ",".join(rolled), {})
+        refusals = plays.submit(
+            run_playbook,
+            "site.yml",
+            ",".join(refused),
+            {
+                "django__source": "local",
+                "django__local_path": f"{tmp_path}/broken/{{{{ inventory_hostname }}}}",
+                "django__environment": f"{{{{ {json.dumps(environments)}.get(inventory_hostname, {{}}) }}}}",
+            },
+        )
+        (rollback_result, rollback_seconds), (result, seconds) = rollback.result(), refusals.result()
+    print(f"rollback over {len(rolled)} hosts: {rollback_seconds} s")
+    print(f"refused deploys over {len(refused)} hosts: {seconds} s")
+
+    output = rollback_result.stdout + rollback_result.stderr
+    for name, h in rolled.items():
         assert recap(output, name) == 0, output[-3000:]
         after = Snapshot(h)
         assert after.current == before[name].current, name
         assert after.home == before[name].home, name
         assert marker not in after.home
 
-    # The live release is the first one again: a bad one must leave it so.
-    for name in refused:
-        broken_app(tmp_path / "broken" / name, refusal_of(name), marker)
-    environments = {name: REFUSALS[refusal_of(name)].get("environment", {}) for name in refused}
-    before = {name: Snapshot(h) for name, h in refused.items()}
-    result, seconds = run_playbook(
-        "site.yml",
-        ",".join(refused),
-        {
-            "django__source": "local",
-            "django__local_path": f"{tmp_path}/broken/{{{{ inventory_hostname }}}}",
-            "django__environment": f"{{{{ {json.dumps(environments)}.get(inventory_hostname, {{}}) }}}}",
-        },
-    )
-    print(f"refused deploys over {len(refused)} hosts: {seconds} s")
     output = result.stdout + result.stderr
     for name, h in refused.items():
         reason = REFUSALS[refusal_of(name)]["reason"]
@@ -227,5 +237,5 @@ def test_redeploy_rollback_and_refusals(hosts, tmp_path, whole_scenario):
         for moment in ("after the refused deploy", "after its processes restarted"):
             after = Snapshot(h)
             for part in ("home", "css", "current", "env", "missing_page"):
-                assert getattr(after, part) == getattr(before[name], part), f"{name}, {part}, {moment}"
+                assert getattr(after, part) == getattr(live[name], part), f"{name}, {part}, {moment}"
             restart_processes(h)
