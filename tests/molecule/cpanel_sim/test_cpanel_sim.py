@@ -9,6 +9,7 @@ PLATFORMS rows `cpanel-itk`, `cpanel-suexec` and `cpanel-account`;
 test_sim_account.py the account's deployment without root."""
 
 import re
+import time
 
 import pytest
 import testinfra
@@ -126,11 +127,26 @@ def test_sim_httpd_conf_is_what_rebuildhttpdconf_generates(host):
     assert host.check_output(f"{REBUILD} --print") == current.rstrip("\n")
 
 
+def settled_processes(host):
+    """(pid, ppid, user, args) of the processes that are there, unchanged,
+    in two listings a second apart. A process Apache has just forked (a
+    child before it drops root, a CGI or fcgid program before its exec) is
+    still Apache's root or nobody for an instant; the other checks' requests
+    make such forks at any time."""
+    listings = []
+    for _ in range(2):
+        if listings:
+            time.sleep(1)
+        rows = host.check_output("ps -eo pid=,ppid=,user=,args=").splitlines()
+        listings.append({tuple(line.split(None, 3)) for line in rows})
+    return sorted(listings[0] & listings[1])
+
+
 def test_sim_apache_children_run_as_nobody(host):
     """Apache's children are nobody. Under the itk profile a child forks a
     process per connection, which becomes the vhost's account."""
     accounts = set(host.check_output(f"ls {USERDATA}").split())
-    processes = [line.split(None, 3) for line in host.check_output("ps -eo pid=,ppid=,user=,args=").splitlines()]
+    processes = settled_processes(host)
     # mod_wsgi's daemon processes rename themselves, so they are not listed.
     apache = {pid: (ppid, user) for pid, ppid, user, args in processes if args.startswith("/usr/sbin/apache2 ")}
     parents = [pid for pid, (ppid, _) in apache.items() if ppid == "1"]
