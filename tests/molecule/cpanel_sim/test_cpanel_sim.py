@@ -133,13 +133,13 @@ def settled_processes(host):
     child before it drops root, a CGI or fcgid program before its exec) is
     still Apache's root or nobody for an instant; the other checks' requests
     make such forks at any time."""
-    listings = []
-    for _ in range(2):
-        if listings:
-            time.sleep(1)
-        rows = host.check_output("ps -eo pid=,ppid=,user=,args=").splitlines()
-        listings.append({tuple(line.split(None, 3)) for line in rows})
-    return sorted(listings[0] & listings[1])
+
+    def listing():
+        return {tuple(line.split(None, 3)) for line in host.check_output("ps -eo pid=,ppid=,user=,args=").splitlines()}
+
+    first = listing()
+    time.sleep(1)
+    return sorted(first & listing())
 
 
 def test_sim_apache_children_run_as_nobody(host):

@@ -41,37 +41,33 @@ def main(base, name, stop_file, result_file):
     failed_at = []
     started = time.monotonic()
     stopped_by = "max_requests"
-    try:
-        for number in range(MAX_REQUESTS):
-            if Path(stop_file).exists():
-                stopped_by = "stop_file"
-                break
-            if time.monotonic() - started > DEADLINE:
-                stopped_by = "deadline"
-                break
-            body = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "text": f"switch-{number}"}).encode()
-            request = urllib.request.Request(
-                base + "/notes/", data=body, headers={"Host": name, "Referer": f"{scheme}://{name}/notes/"}
-            )
-            try:
-                with opener.open(request, timeout=30) as response:
-                    response.read()
-                    status = response.status
-            except urllib.error.HTTPError as error:
-                status = error.code
-            # A restart may cut a connection, or the body of the redirect
-            # that follows a write, or answer half a status line.
-            except (OSError, http.client.HTTPException) as error:
-                status = 0
-                errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
-            counts[str(status)] = counts.get(str(status), 0) + 1
-            if status != 200:
-                failed_at.append((round(time.monotonic() - started, 2), time.strftime("%H:%M:%S", time.gmtime())))
-            # Four writes a second time a restart to a quarter second.
-            time.sleep(0.25)
-    # The counts so far still go back, with what ended them.
-    except Exception as error:
-        stopped_by = f"error: {error!r}"
+    for number in range(MAX_REQUESTS):
+        if Path(stop_file).exists():
+            stopped_by = "stop_file"
+            break
+        if time.monotonic() - started > DEADLINE:
+            stopped_by = "deadline"
+            break
+        body = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "text": f"switch-{number}"}).encode()
+        request = urllib.request.Request(
+            base + "/notes/", data=body, headers={"Host": name, "Referer": f"{scheme}://{name}/notes/"}
+        )
+        try:
+            with opener.open(request, timeout=30) as response:
+                response.read()
+                status = response.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        # A restart may cut a connection, or the body of the redirect
+        # that follows a write, or answer half a status line.
+        except (OSError, http.client.HTTPException) as error:
+            status = 0
+            errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
+        counts[str(status)] = counts.get(str(status), 0) + 1
+        if status != 200:
+            failed_at.append((round(time.monotonic() - started, 2), time.strftime("%H:%M:%S", time.gmtime())))
+        # Four writes a second time a restart to a quarter second.
+        time.sleep(0.25)
     # Whole or not at all: the test reads it as soon as it is there.
     partial = Path(result_file + ".partial")
     partial.write_text(
