@@ -12,9 +12,8 @@ import re
 import time
 
 import pytest
-import testinfra
 import yaml
-from conftest import APP, PLATFORMS, PROJECT, converge, inventory_hosts, not_applicable, platform_of
+from conftest import APP, PLATFORMS, PROJECT, converge, inventory_hosts, node, not_applicable, platform_of
 
 # What the rows of root's deploys share (paths, names, Apache's user).
 SIM = PLATFORMS["cpanel-itk"]
@@ -222,11 +221,11 @@ def test_sim_fcgid_is_refused_under_the_default_profile_before_anything_changes(
     """cPanel's default profile (mod_ruid2; mpm-itk here) conflicts with
     mod_fcgid: asked for fcgid, the play stops before it changes anything,
     says why and what to pick, and the site keeps serving."""
-    names = [name for name in inventory_hosts() if platform_of(testinfra.get_host(f"podman://{name}")) is SIM]
+    names = [name for name in inventory_hosts() if platform_of(node(name)) is SIM]
     if not names:
         pytest.skip("not applicable here: no host of this scenario simulates the default profile with root")
     name = names[0]
-    host = testinfra.get_host(f"podman://{name}")
+    host = node(name)
     site_file = SIM["site_file"].format(name=APP)
     before = host.file(site_file).content_string
     result = converge(name, "wsgi_deployment_mode=fcgid")

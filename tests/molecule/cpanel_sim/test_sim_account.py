@@ -11,7 +11,6 @@ import re
 import shlex
 
 import pytest
-import testinfra
 from conftest import (
     APP,
     MODES,
@@ -20,6 +19,7 @@ from conftest import (
     curl_prefix,
     inventory_hosts,
     mode_of,
+    node,
     not_applicable,
     platform_of,
     running,
@@ -168,11 +168,11 @@ def test_sim_account_refuses_a_mode_that_needs_root():
     """The account asks for daemon: the play stops before it changes
     anything, naming the modes an account can use, and the site keeps
     serving in relay."""
-    names = [name for name in inventory_hosts() if platform_of(testinfra.get_host(f"podman://{name}")) is ACCOUNT]
+    names = [name for name in inventory_hosts() if platform_of(node(name)) is ACCOUNT]
     if not names:
         pytest.skip("no host here is deployed by the account")
     for name in names:
-        h = testinfra.get_host(f"podman://{name}")
+        h = node(name)
         before = h.file(HTACCESS).content_string
         result = converge(name, "wsgi_deployment_mode=daemon")
         # Without the colours a terminal-like environment turns on.
@@ -195,11 +195,11 @@ def test_sim_an_account_without_the_cgi_privilege_is_refused_before_anything_cha
     its vhost runs no CGI), and without root the app runs only as CGI: the
     play asks Apache with a probe it removes again, stops, and says what to
     ask the admin for; the account's home is as it was."""
-    names = [name for name in inventory_hosts() if platform_of(testinfra.get_host(f"podman://{name}")) is ACCOUNT]
+    names = [name for name in inventory_hosts() if platform_of(node(name)) is ACCOUNT]
     if not names:
         pytest.skip("no host here is deployed by an account")
     for name in names:
-        h = testinfra.get_host(f"podman://{name}")
+        h = node(name)
         # Every path, and each file's size and time (the probe's directory
         # changes its own time, which is no change to what it holds), but
         # ~/.ansible: Ansible's own working directory, made by any play that

@@ -20,8 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-import testinfra
-from conftest import APP, changed_app, converge, copy_scripts
+from conftest import APP, changed_app, converge, copy_scripts, node
 
 DB, LB = "growth-db", "growth-lb"
 APPS = ["growth-app1", "growth-app2"]
@@ -37,7 +36,7 @@ FAILOVER_BOUND = 15.0
 
 
 def host(name):
-    return testinfra.get_host(f"podman://{name}")
+    return node(name)
 
 
 class Visitor:

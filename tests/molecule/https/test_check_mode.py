@@ -5,8 +5,7 @@ print the app's secret key. (The preview of a fresh host is the scenario's
 
 import re
 
-import testinfra
-from conftest import APP, converge, inventory_hosts
+from conftest import APP, converge, inventory_hosts, node
 
 SECRET = f"/srv/{APP}/secret_key"
 
@@ -35,7 +34,6 @@ def test_check_diff_on_a_steady_host_changes_nothing(whole_scenario):
         changed, unreachable, failed = map(int, recap.groups())
         assert (unreachable, failed) == (0, 0), name
         assert changed == 0, (name, changed_tasks(output, name))
-        node = testinfra.get_host(f"podman://{name}")
-        secret = node.file(SECRET).content_string.strip()
+        secret = node(name).file(SECRET).content_string.strip()
         assert len(secret) >= 32, f"{SECRET} on {name} is not a secret key"
         assert secret not in output, f"{SECRET} is in the preview's output"

@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import testinfra
 from conftest import (
     APP,
     MODES,
@@ -30,6 +29,7 @@ from conftest import (
     curl_prefix,
     inventory_hosts,
     mode_of,
+    node,
     platform_of,
 )
 
@@ -145,7 +145,7 @@ def stop_load(host):
 
 @pytest.fixture(scope="module")
 def hosts():
-    every = {name: testinfra.get_host(f"podman://{name}") for name in inventory_hosts()}
+    every = {name: node(name) for name in inventory_hosts()}
     if not any(name.endswith(("-d12", "-d13")) for name in every):
         pytest.skip("not applicable here: the deploy walk runs in the `modes` scenario, on Debian 12 and 13 hosts")
     return every

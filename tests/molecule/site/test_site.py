@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import testinfra
 from conftest import (
     APP,
     MODES,
@@ -25,6 +24,7 @@ from conftest import (
     inventory_hosts,
     mode_of,
     module_of,
+    node,
     not_applicable,
     platform_of,
     running,
@@ -281,7 +281,7 @@ def test_rejected_config_fails_the_play_and_keeps_every_site(whole_scenario):
     configtest-and-restore path is the same whatever the mode, so one host of
     each image proves it. Hosts whose platform writes no site file that a
     configtest checks are left out (their row says why)."""
-    every = {name: testinfra.get_host(f"podman://{name}") for name in inventory_hosts()}
+    every = {name: node(name) for name in inventory_hosts()}
     one_per_image = {}
     for name, h in every.items():
         if not applies(platform_of(h), "rejected_config"):

@@ -12,8 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-import testinfra
-from conftest import APP, Site, converge, host_vars, inventory_hosts, platform_of, runs_as
+from conftest import APP, Site, converge, host_vars, inventory_hosts, node, platform_of, runs_as
 
 pytestmark = pytest.mark.after_switch
 
@@ -64,7 +63,7 @@ def test_a_second_app_joins_in_the_same_mode_then_in_another(whole_scenario):
     if not names:
         pytest.skip("not applicable here: no host of this scenario takes a second app")
     for name in names:
-        host = testinfra.get_host(f"podman://{name}")
+        host = node(name)
         first = host_vars(name)["switch_to"]
         for mode in (first, host_vars(name)["second_app"]):
             result = converge(
