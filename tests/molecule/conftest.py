@@ -299,9 +299,18 @@ SSH_CONFIG = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")
 _connection = {}
 
 
+def _every_host(group):
+    """The hosts of an inventory group and of the groups under it."""
+    names = set((group.get("hosts") or {}).keys())
+    for child in (group.get("children") or {}).values():
+        names |= _every_host(child or {})
+    return names
+
+
 def _write_ssh_config():
+    inventory = yaml.safe_load(Path(os.environ["MOLECULE_INVENTORY_FILE"]).read_text())
     blocks = []
-    for name in inventory_hosts():
+    for name in sorted(set().union(*(_every_host(group or {}) for group in inventory.values()))):
         own = host_vars(name)
         if own.get("ansible_connection") != "ssh":
             continue
