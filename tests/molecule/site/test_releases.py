@@ -121,7 +121,8 @@ def restart_processes(host):
     service = platform_of(host)["service"]
     host.check_output(f"systemctl reload {service}")
     host.run(f"systemctl restart wsgate-{APP}.service")
-    host.run("pkill -f 'wsgate relay' || true")
+    # [w]: the pattern must not match the shell that runs pkill.
+    host.run("pkill -f '[w]sgate relay' || true")
     time.sleep(2)
 
 
