@@ -35,10 +35,6 @@ REMOTE = "/root/growth-test"
 FAILOVER_BOUND = 15.0
 
 
-def host(name):
-    return node(name)
-
-
 class Visitor:
     """A browser's worth of HTTP through the balancer: cookies, CSRF."""
 
@@ -73,7 +69,7 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 def inside(name, path, *curl_args):
     """A request to one app host's own Apache, from inside that host."""
     args = ["curl", "-sS", "--max-time", "60", "-H", f"Host: {SITE}", *curl_args, f"http://127.0.0.1{path}"]
-    return host(name).check_output(" ".join(shlex.quote(arg) for arg in args))
+    return node(name).check_output(" ".join(shlex.quote(arg) for arg in args))
 
 
 def test_both_app_hosts_answer_through_the_balancer():
@@ -102,7 +98,7 @@ def test_a_post_without_its_csrf_token_is_refused_through_the_balancer():
 
 
 def test_an_upload_to_one_app_host_is_served_by_the_other():
-    first, other = host(APPS[0]), host(APPS[1])
+    first, other = node(APPS[0]), node(APPS[1])
     remote = first.check_output("mktemp -d")
     try:
         jar = f"{remote}/cookies"
@@ -139,7 +135,7 @@ def test_a_login_holds_whichever_app_host_answers():
         f"get_user_model().objects.create_user({username!r}, password={password!r})"
     )
     root = f"/srv/{APP}"
-    host(APPS[0]).check_output(
+    node(APPS[0]).check_output(
         f"cd {root}/current/app && runuser -u {APP} -- {root}/current/venv/bin/python {root}/bin/djtool.py "
         f"--env {root}/env --secret DJANGO_SECRET_KEY={root}/secret_key --secret DATABASE_URL={root}/database_url "
         f"exec -- {root}/current/venv/bin/python -c {shlex.quote(create)}"
@@ -164,11 +160,11 @@ def startup_answer(name, address):
         "import socket,sys; s=socket.create_connection((sys.argv[1], 5432), timeout=30); "
         "s.sendall(bytes.fromhex(sys.argv[2])); print(s.recv(4096).decode('latin-1'))"
     )
-    return host(name).check_output(f"python3 -c {shlex.quote(probe)} {address} {message.hex()}")
+    return node(name).check_output(f"python3 -c {shlex.quote(probe)} {address} {message.hex()}")
 
 
 def test_the_database_lets_in_the_app_hosts_only():
-    address = host(DB).check_output("hostname -I").split()[0]
+    address = node(DB).check_output("hostname -I").split()[0]
     for name in APPS:
         assert startup_answer(name, address).startswith("R"), name
     refused = startup_answer(LB, address)
@@ -188,7 +184,7 @@ class BalancedLoad:
     """balanced_load.py running on the balancer's host."""
 
     def __init__(self, path, marker="", connections=16):
-        self.lb = host(LB)
+        self.lb = node(LB)
         self.args = [f"http://127.0.0.1{path}", SITE, marker or "-", f"{REMOTE}/stop", f"{REMOTE}/result.json"]
         self.args.append(str(connections))
 
@@ -208,7 +204,7 @@ class BalancedLoad:
 
 def server_status(name):
     """The app host's status on the balancer (UP, DOWN, MAINT...)."""
-    stat = host(LB).check_output("python3 -c " + shlex.quote(SHOW_STAT))
+    stat = node(LB).check_output("python3 -c " + shlex.quote(SHOW_STAT))
     for row in stat.splitlines():
         fields = row.split(",")
         if fields[:2] == [APP, name]:
@@ -286,7 +282,7 @@ def test_a_failed_host_stops_the_rollout_and_goes_back_while_it_serves(tmp_path)
 
 
 def test_a_stopped_app_host_leaves_the_balancer_in_bounded_time():
-    stopped = host(APPS[1])
+    stopped = node(APPS[1])
     with BalancedLoad("/served-by/", connections=8) as load:
         time.sleep(3)
         at = float(stopped.check_output("date +%s.%N && systemctl stop apache2").split()[0])
