@@ -157,6 +157,8 @@ def _lay_out(env, host, container):
     _podman(env, "run", "-d", "--name", container, "--label", "org.vps.render=1", IMAGE, "sh", "-c", SSHD)
     _podman(env, "exec", "-i", container, "sh", "-c", AUTHORIZE, stdin=Path(env["VPS_SSH_KEY"] + ".pub").read_text())
     _podman(env, "cp", str(HERE / "layouts"), f"{container}:/tmp/render-layouts")
+    # As in the scenarios' containers: module runs keep their bytecode.
+    _podman(env, "cp", f"{ROOT / 'tests' / 'container_python'}/.", f"{container}:/usr/lib/python3/dist-packages/")
     if host.platform == "cpanel":
         cpsim = "/tmp/render-layouts/cpanel/cpsim"
         _podman(env, "exec", container, "mkdir", "-p", cpsim)
