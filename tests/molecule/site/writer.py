@@ -52,6 +52,7 @@ def main(base, name, stop_file, result_file):
         request = urllib.request.Request(
             base + "/notes/", data=body, headers={"Host": name, "Referer": f"{scheme}://{name}/notes/"}
         )
+        sent = time.monotonic()
         try:
             with opener.open(request, timeout=30) as response:
                 response.read()
@@ -66,8 +67,13 @@ def main(base, name, stop_file, result_file):
         counts[str(status)] = counts.get(str(status), 0) + 1
         if status != 200:
             failed_at.append((round(time.monotonic() - started, 2), time.strftime("%H:%M:%S", time.gmtime())))
-        # Four writes a second time a restart to a quarter second.
-        time.sleep(0.25)
+        # Four writes a second time a restart to a quarter second. Where a
+        # write costs a process (cgi: the POST and the page it redirects to
+        # start Django twice, half a CPU-second), the writer waits twice as
+        # long as the write took: it holds about a third of a core, and the
+        # switch's play keeps the rest of a busy machine. Never more than two
+        # seconds, so that a write that hung does not pause the count.
+        time.sleep(min(2.0, max(0.25, 2 * (time.monotonic() - sent))))
     # Whole or not at all: the test reads it as soon as it is there.
     partial = Path(result_file + ".partial")
     partial.write_text(
