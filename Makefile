@@ -28,13 +28,15 @@ DEMO_IMAGE ?= 13
 # test machines cannot; it is for users who can (molecule/distros).
 SCENARIOS := $(filter-out $(patsubst molecule/%/registry,%,$(wildcard molecule/*/registry)),\
 	$(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
-# The modes scenario takes longest and sets the time of make test;
-# these scenarios and the Python tests run beside them at a lower CPU
-# priority, so that the longest ones are not slowed by the shorter. The
-# gateway's tests run at a higher one (where the user may raise it): they
-# time requests and process starts, which a saturated machine stretches.
-BACKGROUND_SCENARIOS := cpanel-sim https growth
-BACKGROUND_NICE := 5
+# The modes scenario takes longest and sets the time of make test, and the
+# machine is CPU-bound until it ends; the other scenarios and the Python
+# tests run beside it at a lower CPU priority (scenario=niceness), the lower
+# the sooner they would end, so that all end together rather than modes
+# alone at the end. The gateway's tests run at a higher one (where the user
+# may raise it): they time requests and process starts, which a saturated
+# machine stretches.
+SCENARIO_NICE := cpanel-sim=5 growth=10 https=10
+PYTHON_TESTS_NICE := 10
 GATEWAY_NICE := -10
 # Every recipe line runs with the project-local containers.conf.
 PODMAN_ENV := source scripts/env.sh &&
@@ -144,7 +146,7 @@ test-server: venv
 test-molecule: venv images $(if $(EL7_SCENARIOS),venv-el7)
 	@mkdir -p .cache/molecule
 	@pids=(); for scenario in $(SCENARIOS); do \
-		niceness=0; case " $(BACKGROUND_SCENARIOS) " in *" $$scenario "*) niceness=$(BACKGROUND_NICE);; esac; \
+		niceness=0; for pair in $(SCENARIO_NICE); do [ "$${pair%%=*}" != "$$scenario" ] || niceness=$${pair#*=}; done; \
 		nice -n $$niceness scripts/molecule-scenario.sh $$scenario > .cache/molecule/$$scenario.log 2>&1 & pids+=($$!); \
 	done; \
 	tail -q -n +1 -F $(SCENARIOS:%=.cache/molecule/%.log) 2>/dev/null | grep --line-buffered '^==>' & tailer=$$!; \
@@ -162,7 +164,7 @@ test-molecule: venv images $(if $(EL7_SCENARIOS),venv-el7)
 test: venv
 	@$(MAKE) --no-print-directory -j4 lint venv-el7 images
 	@$(MAKE) --no-print-directory test-molecule & molecule=$$!; \
-	status=0; nice -n $(BACKGROUND_NICE) $(MAKE) --no-print-directory test-python || status=$$?; \
+	status=0; nice -n $(PYTHON_TESTS_NICE) $(MAKE) --no-print-directory test-python || status=$$?; \
 	nice -n $(GATEWAY_NICE) $(MAKE) --no-print-directory test-server || status=$$?; \
 	wait $$molecule || status=1; \
 	if [ $$status -eq 0 ]; then echo "==> make test: all passed"; else echo "==> make test: FAILED"; fi; \
