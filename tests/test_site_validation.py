@@ -65,6 +65,11 @@ def test_wrong_gateway_type_names_the_variable(inventory):
     assert "argument 'wsgate__processes' is of type str and we were unable to convert to int" in output
 
 
+def test_a_wait_for_the_live_site_under_a_second_is_refused(inventory):
+    output = assert_nothing_after_validation(run_site(inventory, "django__served_timeout=0"))
+    assert "django__served_timeout is 0: set the seconds (1 or more)" in output
+
+
 @pytest.mark.parametrize("variable", ["django__process_user=root", "mod_wsgi__mode=daemon"])
 def test_a_wired_variable_is_refused(inventory, variable):
     name = variable.split("=", 1)[0]

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """The deploy's helper on the host: every step that must see the app the way
 it runs goes through here, so the secret reaches the app from a file and is
 never on a command line or in Ansible's output.

@@ -257,6 +257,23 @@ def test_nothing_root_loads_or_runs_can_be_changed_by_another_user(host):
     assert not unsafe, json.dumps({"unsafe": unsafe, "run as root by": tasks_that_ran(host, unsafe)}, indent=1)
 
 
+def test_bin_manage_runs_the_live_manage_py_as_the_app(host):
+    platform = platform_of(host)
+    runner = runs_as(mode_of(host), platform)
+    # Root runs it where root owns it. In an account's home the account can
+    # change it: root switches to the app's user first.
+    switch = "" if platform["owner"] == "root" else f"runuser -u {runner} -- "
+    manage = f"{switch}{platform['root']}/bin/manage"
+    who = host.run(f"{manage} shell -c 'import os, pwd; print(pwd.getpwuid(os.getuid()).pw_name, os.getcwd())'")
+    assert who.rc == 0, who.stderr
+    # Django's shell may first say what it imported.
+    user, cwd = who.stdout.strip().splitlines()[-1].split()
+    assert user == runner
+    assert cwd == host.check_output(f"readlink -f {platform['root']}/current/app")
+    plan = host.run(f"{manage} showmigrations notes")
+    assert plan.rc == 0 and "[X] 0001_initial" in plan.stdout, plan.stdout + plan.stderr
+
+
 def test_data_belongs_to_the_user_that_runs_the_app_and_settings_to_the_owner(host):
     platform = platform_of(host)
     runner = runs_as(mode_of(host), platform)
