@@ -131,15 +131,10 @@ def test_an_upload_to_one_app_host_is_served_by_the_other():
 def test_a_login_holds_whichever_app_host_answers():
     username, password = f"visitor{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(16)
     create = (
-        "import django; django.setup(); from django.contrib.auth import get_user_model; "
+        "from django.contrib.auth import get_user_model; "
         f"get_user_model().objects.create_user({username!r}, password={password!r})"
     )
-    root = f"/srv/{APP}"
-    node(APPS[0]).check_output(
-        f"cd {root}/current/app && runuser -u {APP} -- {root}/current/venv/bin/python {root}/bin/djtool.py "
-        f"--env {root}/env --secret DJANGO_SECRET_KEY={root}/secret_key --secret DATABASE_URL={root}/database_url "
-        f"exec -- {root}/current/venv/bin/python -c {shlex.quote(create)}"
-    )
+    node(APPS[0]).check_output(f"/srv/{APP}/bin/manage shell -c {shlex.quote(create)}")
     visitor = Visitor()
     token = visitor.csrf_token("/login/")
     status, headers, body = visitor.request(

@@ -72,7 +72,7 @@ def main(base, name, stop_file, result_file):
         # start Django twice, half a CPU-second), the writer waits twice as
         # long as the write took: it holds about a third of a core, and the
         # switch's play keeps the rest of a busy machine. Never more than two
-        # seconds, so that a write that hung does not pause the count.
+        # seconds: after a write that timed out, the next one still comes soon.
         time.sleep(min(2.0, max(0.25, 2 * (time.monotonic() - sent))))
     # Whole or not at all: the test reads it as soon as it is there.
     partial = Path(result_file + ".partial")
